@@ -1,0 +1,31 @@
+import { createServer } from 'node:net';
+
+/** True when nothing listens on 127.0.0.1:port (we try to bind it and let go at once). */
+export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** The preferred port, or the next free one above it (so a second stack never fights the first). */
+export async function freePort(preferred: number, avoid: readonly number[] = [], attempts = 200): Promise<number> {
+  for (let port = preferred; port < preferred + attempts; port++) {
+    if (!avoid.includes(port) && (await isPortFree(port))) return port;
+  }
+  throw new Error(`no free port in ${preferred}-${preferred + attempts - 1} on 127.0.0.1`);
+}
+
+/** Any free port chosen by the kernel. */
+export async function ephemeralPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

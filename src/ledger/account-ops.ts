@@ -1,0 +1,141 @@
+import type pg from 'pg';
+import { externalAccountId, type AccountStatus } from '../domain/accounts.js';
+import { Refusal } from '../domain/codes.js';
+import { RefusalError } from '../domain/errors.js';
+import { currencyExponent } from '../domain/money.js';
+import { idempotent } from './barrier.js';
+import {
+  appendEntry,
+  assertActive,
+  ensureSystemAccounts,
+  isAvailabilityViolation,
+  lockAccount,
+  movePosted,
+  type ShardContext,
+} from './shard-context.js';
+import type { AccountView, EntryResult, PostingView } from './types.js';
+import { withTransaction } from '../db/transaction.js';
+import { ACCOUNT_COLUMNS, accountView, postingView, type AccountRow, type PostingRow, POSTING_COLUMNS } from './views.js';
+
+export interface OpenAccount {
+  id: string;
+  currency: string;
+  overdraftLimit?: bigint;
+}
+
+/** Idempotent by account id: opening the same account twice returns it; a different currency is refused. */
+export async function openAccount(ctx: ShardContext, input: OpenAccount): Promise<{ account: AccountView; created: boolean }> {
+  const overdraft = input.overdraftLimit ?? 0n;
+  return withTransaction(ctx.pool, async (client) => {
+    await ensureSystemAccounts(client, input.currency);
+    const { rows } = await client.query<AccountRow>(
+      `INSERT INTO accounts (id, kind, currency, currency_exponent, overdraft_limit, created_at, updated_at)
+       VALUES ($1::text, 'customer', $2::char(3), $3::smallint, $4::bigint, $5::timestamptz, $5::timestamptz)
+       ON CONFLICT (id) DO NOTHING RETURNING ${ACCOUNT_COLUMNS}`,
+      [input.id, input.currency, currencyExponent(input.currency), overdraft.toString(), ctx.clock()],
+    );
+    if (rows[0]) return { account: accountView(rows[0], ctx.shard), created: true };
+    const existing = await lockAccount(client, input.id);
+    if (existing.currency !== input.currency || BigInt(existing.overdraft_limit) !== overdraft) {
+      throw new RefusalError(
+        Refusal.ACCOUNT_EXISTS,
+        `account ${input.id} already exists with currency ${existing.currency} and overdraft ${existing.overdraft_limit}`,
+        { account: input.id },
+      );
+    }
+    return { account: accountView(existing, ctx.shard), created: false };
+  });
+}
+
+export async function getAccount(ctx: ShardContext, id: string): Promise<AccountView | undefined> {
+  const { rows } = await ctx.pool.query<AccountRow>(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = $1::text`, [id]);
+  return rows[0] ? accountView(rows[0], ctx.shard) : undefined;
+}
+
+export async function listAccounts(ctx: ShardContext, includeSystem = false): Promise<AccountView[]> {
+  const { rows } = await ctx.pool.query<AccountRow>(
+    `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE $1::boolean OR kind = 'customer' ORDER BY id`,
+    [includeSystem],
+  );
+  return rows.map((row) => accountView(row, ctx.shard));
+}
+
+export interface Movement {
+  key: string;
+  accountId: string;
+  amount: bigint;
+  currency: string;
+}
+
+/** Money entering from outside: external −amount, account +amount, one balanced entry. */
+export async function deposit(ctx: ShardContext, input: Movement): Promise<EntryResult> {
+  return externalMovement(ctx, input, 'deposit');
+}
+
+/** Money leaving: account −amount, external +amount; the available-balance constraint decides. */
+export async function withdraw(ctx: ShardContext, input: Movement): Promise<EntryResult> {
+  return externalMovement(ctx, input, 'withdrawal');
+}
+
+async function externalMovement(ctx: ShardContext, input: Movement, kind: 'deposit' | 'withdrawal'): Promise<EntryResult> {
+  const params = { account: input.accountId, amount: input.amount.toString(), currency: input.currency };
+  const result = await withTransaction(ctx.pool, (client) =>
+    idempotent(client, input.key, kind, params, async () => {
+      const at = ctx.clock();
+      const account = await lockAccount(client, input.accountId);
+      assertActive(account);
+      if (account.currency !== input.currency) {
+        throw new RefusalError(Refusal.CURRENCY_MISMATCH, `account ${account.id} holds ${account.currency}, not ${input.currency}`, {
+          account: account.id,
+        });
+      }
+      const signed = kind === 'deposit' ? input.amount : -input.amount;
+      try {
+        await client.query('SAVEPOINT balance');
+        await movePosted(client, input.accountId, signed, at);
+      } catch (error) {
+        if (!isAvailabilityViolation(error)) throw error;
+        await client.query('ROLLBACK TO SAVEPOINT balance');
+        throw new RefusalError(Refusal.INSUFFICIENT_FUNDS, `account ${account.id} cannot cover ${input.amount} minor units`, {
+          account: account.id,
+        });
+      }
+      await appendEntry(client, { entryId: input.key, transferId: null, holdKey: null, currency: input.currency, kind, at }, [
+        { accountId: input.accountId, amount: signed },
+        { accountId: externalAccountId(input.currency), amount: -signed },
+      ]);
+      return { postings: await entryPostings(client, ctx.shard, input.key) };
+    }),
+  );
+  if (result.refusal) throw result.refusal;
+  return { key: input.key, operation: kind, replayed: result.replayed, postings: result.outcome.postings as PostingView[] };
+}
+
+export async function entryPostings(client: pg.PoolClient, shard: number, entryId: string): Promise<PostingView[]> {
+  const { rows } = await client.query<PostingRow>(
+    `SELECT ${POSTING_COLUMNS} FROM journal WHERE entry_id = $1::text ORDER BY id`,
+    [entryId],
+  );
+  return rows.map((row) => postingView(row, shard));
+}
+
+/**
+ * Freeze, unfreeze or close. Closing needs an empty account with nothing pending: money is never
+ * stranded in a closed account.
+ */
+export async function setStatus(ctx: ShardContext, id: string, status: AccountStatus): Promise<AccountView> {
+  return withTransaction(ctx.pool, async (client) => {
+    const account = await lockAccount(client, id);
+    if (account.status === 'closed' && status !== 'closed') {
+      throw new RefusalError(Refusal.ACCOUNT_CLOSED, `account ${id} is closed for good`, { account: id });
+    }
+    if (status === 'closed' && (account.posted !== '0' || account.pending_debits !== '0' || account.pending_credits !== '0')) {
+      throw new RefusalError(Refusal.ACCOUNT_NOT_EMPTY, `account ${id} still has a balance or pending holds`, { account: id });
+    }
+    const { rows } = await client.query<AccountRow>(
+      `UPDATE accounts SET status = $2::text, updated_at = $3::timestamptz WHERE id = $1::text RETURNING ${ACCOUNT_COLUMNS}`,
+      [id, status, ctx.clock()],
+    );
+    return accountView(rows[0]!, ctx.shard);
+  });
+}

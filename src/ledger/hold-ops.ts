@@ -1,0 +1,219 @@
+import type pg from 'pg';
+import { clearingAccountId } from '../domain/accounts.js';
+import { Refusal } from '../domain/codes.js';
+import { RefusalError } from '../domain/errors.js';
+import { withTransaction } from '../db/transaction.js';
+import { claimKey, fingerprint, idempotent, refusalKeepingWrites } from './barrier.js';
+import { entryPostings } from './account-ops.js';
+import {
+  appendEntry,
+  assertActive,
+  assertCurrencyMatches,
+  isAvailabilityViolation,
+  lockAccount,
+  movePosted,
+  type ShardContext,
+} from './shard-context.js';
+import type { EntryResult, HoldResult, HoldSide, HoldView, PostingView, VoidOutcome, VoidResult } from './types.js';
+import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
+
+export interface Reserve {
+  /** Idempotency key of this reservation; also the hold's key. */
+  key: string;
+  transferId: string;
+  accountId: string;
+  side: HoldSide;
+  amount: bigint;
+  currency: string;
+  /** How long the hold may stay pending before the sweeper releases it. */
+  ttlMs: number;
+}
+
+/**
+ * Two-phase reservation. A debit hold raises pending debits (so available falls, checked by the
+ * database constraint); a credit hold raises pending credits (nothing is spendable until posted).
+ */
+export async function reserve(ctx: ShardContext, input: Reserve): Promise<HoldResult> {
+  const operation = `reserve-${input.side}`;
+  const params = {
+    transfer: input.transferId,
+    account: input.accountId,
+    amount: input.amount.toString(),
+    currency: input.currency,
+  };
+  const result = await withTransaction(ctx.pool, (client) =>
+    idempotent(client, input.key, operation, params, async () => {
+      const at = ctx.clock();
+      const account = await lockAccount(client, input.accountId);
+      assertActive(account);
+      assertCurrencyMatches(account, input.currency);
+      const column = input.side === 'debit' ? 'pending_debits' : 'pending_credits';
+      try {
+        await client.query('SAVEPOINT balance');
+        await client.query(
+          `UPDATE accounts SET ${column} = ${column} + $2::bigint, updated_at = $3::timestamptz WHERE id = $1::text`,
+          [input.accountId, input.amount.toString(), at],
+        );
+      } catch (error) {
+        if (!isAvailabilityViolation(error)) throw error;
+        await client.query('ROLLBACK TO SAVEPOINT balance');
+        throw new RefusalError(
+          Refusal.INSUFFICIENT_FUNDS,
+          `account ${input.accountId} has insufficient available funds for ${input.amount} minor units`,
+          { account: input.accountId, requested: input.amount.toString() },
+        );
+      }
+      const { rows } = await client.query<HoldRow>(
+        `INSERT INTO holds (key, transfer_id, account_id, side, amount, currency, expires_at, created_at)
+         VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::char(3), $7::timestamptz, $8::timestamptz)
+         RETURNING ${HOLD_COLUMNS}`,
+        [input.key, input.transferId, input.accountId, input.side, input.amount.toString(), input.currency,
+          new Date(at.getTime() + input.ttlMs), at],
+      );
+      return { hold: holdView(rows[0]!, ctx.shard) };
+    }),
+  );
+  if (result.refusal) throw result.refusal;
+  return { key: input.key, operation, replayed: result.replayed, hold: result.outcome.hold as HoldView };
+}
+
+async function lockHold(client: pg.PoolClient, holdKey: string): Promise<HoldRow | undefined> {
+  const { rows } = await client.query<HoldRow>(`SELECT ${HOLD_COLUMNS} FROM holds WHERE key = $1::text FOR UPDATE`, [holdKey]);
+  return rows[0];
+}
+
+/** Compare-and-set on the hold's state: only a pending hold moves, and only once. */
+async function resolveHold(client: pg.PoolClient, shard: number, hold: HoldRow, state: 'posted' | 'voided' | 'expired', by: string, at: Date): Promise<HoldView> {
+  const { rows } = await client.query<HoldRow>(
+    `UPDATE holds SET state = $2::text, resolved_at = $3::timestamptz, resolved_by = $4::text
+     WHERE key = $1::text AND state = 'pending' RETURNING ${HOLD_COLUMNS}`,
+    [hold.key, state, at, by],
+  );
+  if (!rows[0]) throw new Error(`hold ${hold.key} was not pending when resolved`);
+  const column = hold.side === 'debit' ? 'pending_debits' : 'pending_credits';
+  await client.query(`UPDATE accounts SET ${column} = ${column} - $2::bigint, updated_at = $3::timestamptz WHERE id = $1::text`, [
+    hold.account_id,
+    hold.amount,
+    at,
+  ]);
+  return holdView(rows[0], shard);
+}
+
+function refuseResolved(hold: HoldRow, action: string): never {
+  const code = { posted: Refusal.HOLD_POSTED, voided: Refusal.HOLD_VOIDED, expired: Refusal.HOLD_EXPIRED, pending: Refusal.INVALID_INPUT }[hold.state];
+  throw new RefusalError(code, `cannot ${action} hold ${hold.key}: it is already ${hold.state}`, { hold: hold.key, state: hold.state });
+}
+
+/**
+ * Posts a pending hold, moving the money through the shard's clearing account: a debit goes
+ * account → clearing, a credit clearing → account. Each shard balances alone; clearing nets to zero
+ * across shards once both sides are posted.
+ */
+export async function post(ctx: ShardContext, input: { key: string; holdKey: string }): Promise<EntryResult> {
+  const result = await withTransaction(ctx.pool, (client) =>
+    idempotent(client, input.key, 'post', { hold: input.holdKey }, async () => {
+      const at = ctx.clock();
+      const hold = await lockHold(client, input.holdKey);
+      if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
+      if (hold.state !== 'pending') refuseResolved(hold, 'post');
+      if (hold.expires_at.getTime() <= at.getTime()) {
+        // Expired but not yet swept: release it here and keep that, then refuse the post.
+        await resolveHold(client, ctx.shard, hold, 'expired', input.key, at);
+        throw refusalKeepingWrites(
+          new RefusalError(Refusal.HOLD_EXPIRED, `hold ${hold.key} expired at ${hold.expires_at.toISOString()}`, { hold: hold.key }),
+        );
+      }
+      await lockAccount(client, hold.account_id);
+      const view = await resolveHold(client, ctx.shard, hold, 'posted', input.key, at);
+      const amount = BigInt(hold.amount);
+      const signed = hold.side === 'debit' ? -amount : amount;
+      await movePosted(client, hold.account_id, signed, at);
+      await appendEntry(
+        client,
+        { entryId: input.key, transferId: hold.transfer_id, holdKey: hold.key, currency: hold.currency, kind: `transfer_${hold.side}`, at },
+        [
+          { accountId: hold.account_id, amount: signed },
+          { accountId: clearingAccountId(hold.currency), amount: -signed },
+        ],
+      );
+      return { hold: view, postings: await entryPostings(client, ctx.shard, input.key) };
+    }),
+  );
+  if (result.refusal) throw result.refusal;
+  return {
+    key: input.key,
+    operation: 'post',
+    replayed: result.replayed,
+    hold: result.outcome.hold as HoldView,
+    postings: result.outcome.postings as PostingView[],
+  };
+}
+
+/**
+ * Voids a reservation. Safe in every order: with no reservation yet it leaves a tombstone under the
+ * reservation's key (null compensation), so a reservation arriving later is fenced and does nothing.
+ */
+export async function voidHold(ctx: ShardContext, input: { key: string; holdKey: string }): Promise<VoidResult> {
+  const result = await withTransaction(ctx.pool, (client) =>
+    idempotent(client, input.key, 'void', { hold: input.holdKey }, async () => {
+      const at = ctx.clock();
+      let hold = await lockHold(client, input.holdKey);
+      if (!hold) {
+        const tombstone = await claimKey(client, input.holdKey, 'tombstone', fingerprint('tombstone', { by: input.key }));
+        if (tombstone.claimed) {
+          await client.query(
+            `UPDATE idempotency_keys SET state = 'cancelled', outcome = $2::jsonb WHERE key = $1::text`,
+            [input.holdKey, JSON.stringify({ cancelledBy: input.key, at: at.toISOString() })],
+          );
+          return { outcome: 'null_compensation' satisfies VoidOutcome };
+        }
+        // The reservation committed while we waited on its key: it either made a hold or was refused.
+        hold = await lockHold(client, input.holdKey);
+        if (!hold) return { outcome: (tombstone.record.state === 'cancelled' ? 'null_compensation' : 'nothing_reserved') satisfies VoidOutcome };
+      }
+      if (hold.state === 'posted') refuseResolved(hold, 'void');
+      if (hold.state === 'voided') return { outcome: 'already_voided' satisfies VoidOutcome, hold: holdView(hold, ctx.shard) };
+      if (hold.state === 'expired') return { outcome: 'already_expired' satisfies VoidOutcome, hold: holdView(hold, ctx.shard) };
+      await lockAccount(client, hold.account_id);
+      return { outcome: 'voided' satisfies VoidOutcome, hold: await resolveHold(client, ctx.shard, hold, 'voided', input.key, at) };
+    }),
+  );
+  if (result.refusal) throw result.refusal;
+  return {
+    key: input.key,
+    operation: 'void',
+    replayed: result.replayed,
+    outcome: result.outcome.outcome as VoidOutcome,
+    ...(result.outcome.hold ? { hold: result.outcome.hold as HoldView } : {}),
+  };
+}
+
+/** The way back from a posted debit: a new balancing entry (clearing → account), never an edit. */
+export async function refund(ctx: ShardContext, input: { key: string; holdKey: string }): Promise<EntryResult> {
+  const result = await withTransaction(ctx.pool, (client) =>
+    idempotent(client, input.key, 'refund', { hold: input.holdKey }, async () => {
+      const at = ctx.clock();
+      const hold = await lockHold(client, input.holdKey);
+      if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
+      if (hold.side !== 'debit' || hold.state !== 'posted') {
+        throw new RefusalError(Refusal.HOLD_NOT_POSTED, `only a posted debit hold can be refunded (${hold.key} is a ${hold.state} ${hold.side})`, { hold: hold.key });
+      }
+      const already = await client.query(`SELECT 1 FROM journal WHERE hold_key = $1::text AND kind = 'refund'`, [hold.key]);
+      if (already.rowCount) throw new RefusalError(Refusal.ALREADY_REFUNDED, `hold ${hold.key} was already refunded`, { hold: hold.key });
+      await lockAccount(client, hold.account_id);
+      const amount = BigInt(hold.amount);
+      await movePosted(client, hold.account_id, amount, at);
+      await appendEntry(
+        client,
+        { entryId: input.key, transferId: hold.transfer_id, holdKey: hold.key, currency: hold.currency, kind: 'refund', at },
+        [
+          { accountId: hold.account_id, amount },
+          { accountId: clearingAccountId(hold.currency), amount: -amount },
+        ],
+      );
+      return { postings: await entryPostings(client, ctx.shard, input.key) };
+    }),
+  );
+  if (result.refusal) throw result.refusal;
+  return { key: input.key, operation: 'refund', replayed: result.replayed, postings: result.outcome.postings as PostingView[] };
+}

@@ -1,0 +1,88 @@
+import type pg from 'pg';
+import { clearingAccountId, externalAccountId } from '../domain/accounts.js';
+import { Refusal } from '../domain/codes.js';
+import { RefusalError } from '../domain/errors.js';
+import { currencyExponent } from '../domain/money.js';
+import { ACCOUNT_COLUMNS, type AccountRow } from './views.js';
+
+/** What every operation on one shard needs: its pool, its number and the clock it stamps time with. */
+export interface ShardContext {
+  shard: number;
+  pool: pg.Pool;
+  /** Injected so tests can move time (hold expiry) without waiting. */
+  clock: () => Date;
+}
+
+/** Locks a customer account row for the rest of the transaction, or refuses if it does not exist. */
+export async function lockAccount(client: pg.PoolClient, accountId: string): Promise<AccountRow> {
+  const { rows } = await client.query<AccountRow>(
+    `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = $1::text AND kind = 'customer' FOR UPDATE`,
+    [accountId],
+  );
+  const row = rows[0];
+  if (!row) throw new RefusalError(Refusal.ACCOUNT_NOT_FOUND, `account ${accountId} does not exist`, { account: accountId });
+  return row;
+}
+
+export function assertActive(row: AccountRow): void {
+  if (row.status === 'frozen') {
+    throw new RefusalError(Refusal.ACCOUNT_FROZEN, `account ${row.id} is frozen`, { account: row.id });
+  }
+  if (row.status === 'closed') {
+    throw new RefusalError(Refusal.ACCOUNT_CLOSED, `account ${row.id} is closed`, { account: row.id });
+  }
+}
+
+export function assertCurrencyMatches(row: AccountRow, currency: string): void {
+  if (row.currency !== currency) {
+    throw new RefusalError(
+      Refusal.CURRENCY_MISMATCH,
+      `account ${row.id} holds ${row.currency}, not ${currency}`,
+      { account: row.id, accountCurrency: row.currency, currency },
+    );
+  }
+}
+
+/** The shard's external and clearing accounts for a currency; created on first use, never updated. */
+export async function ensureSystemAccounts(client: pg.PoolClient, currency: string): Promise<void> {
+  await client.query(
+    `INSERT INTO accounts (id, kind, currency, currency_exponent)
+     VALUES ($1::text, 'external', $3::char(3), $4::smallint), ($2::text, 'clearing', $3::char(3), $4::smallint)
+     ON CONFLICT (id) DO NOTHING`,
+    [externalAccountId(currency), clearingAccountId(currency), currency, currencyExponent(currency)],
+  );
+}
+
+/** SQLSTATE 23514 on the available-balance constraint: the database refused to overdraw. */
+export function isAvailabilityViolation(error: unknown): boolean {
+  const e = error as { code?: string; constraint?: string };
+  return e?.code === '23514' && e.constraint === 'available_not_negative';
+}
+
+export interface Leg {
+  accountId: string;
+  amount: bigint;
+}
+
+/** Writes one balanced journal entry; the deferred trigger proves the balance again at commit. */
+export async function appendEntry(
+  client: pg.PoolClient,
+  entry: { entryId: string; transferId: string | null; holdKey: string | null; currency: string; kind: string; at: Date },
+  legs: Leg[],
+): Promise<void> {
+  for (const leg of legs) {
+    await client.query(
+      `INSERT INTO journal (entry_id, transfer_id, hold_key, account_id, amount, currency, kind, created_at)
+       VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::char(3), $7::text, $8::timestamptz)`,
+      [entry.entryId, entry.transferId, entry.holdKey, leg.accountId, leg.amount.toString(), entry.currency, entry.kind, entry.at],
+    );
+  }
+}
+
+/** Applies a posted-balance change to a customer account (system accounts derive theirs from the journal). */
+export async function movePosted(client: pg.PoolClient, accountId: string, delta: bigint, at: Date): Promise<void> {
+  await client.query(
+    `UPDATE accounts SET posted = posted + $2::bigint, updated_at = $3::timestamptz WHERE id = $1::text`,
+    [accountId, delta.toString(), at],
+  );
+}

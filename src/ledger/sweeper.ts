@@ -1,0 +1,45 @@
+import { withTransaction } from '../db/transaction.js';
+import type { ShardContext } from './shard-context.js';
+import type { HoldView, SweepResult } from './types.js';
+import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
+
+/**
+ * Expires pending holds past their expiry and releases what they held, so a transfer whose worker
+ * vanished cannot lock funds forever. Safe to run in many processes at once: SKIP LOCKED gives each
+ * sweeper different holds, and the state compare-and-set makes a second pass a no-op.
+ */
+export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<SweepResult> {
+  const at = ctx.clock();
+  const expired = await withTransaction(ctx.pool, async (client) => {
+    const { rows } = await client.query<HoldRow>(
+      `WITH due AS (
+         SELECT key FROM holds
+         WHERE state = 'pending' AND expires_at <= $1::timestamptz
+         ORDER BY expires_at LIMIT $2::int
+         FOR UPDATE SKIP LOCKED)
+       UPDATE holds h SET state = 'expired', resolved_at = $1::timestamptz, resolved_by = 'sweeper'
+       FROM due WHERE h.key = due.key AND h.state = 'pending'
+       RETURNING ${HOLD_COLUMNS.split(', ').map((c) => `h.${c}`).join(', ')}`,
+      [at, batchSize],
+    );
+    if (rows.length === 0) return [];
+    const release = new Map<string, { debits: bigint; credits: bigint }>();
+    for (const hold of rows) {
+      const sums = release.get(hold.account_id) ?? { debits: 0n, credits: 0n };
+      if (hold.side === 'debit') sums.debits += BigInt(hold.amount);
+      else sums.credits += BigInt(hold.amount);
+      release.set(hold.account_id, sums);
+    }
+    // Accounts in id order: two sweepers releasing overlapping accounts cannot deadlock each other.
+    for (const accountId of [...release.keys()].sort()) {
+      const sums = release.get(accountId)!;
+      await client.query(
+        `UPDATE accounts SET pending_debits = pending_debits - $2::bigint, pending_credits = pending_credits - $3::bigint,
+           updated_at = $4::timestamptz WHERE id = $1::text`,
+        [accountId, sums.debits.toString(), sums.credits.toString(), at],
+      );
+    }
+    return rows;
+  });
+  return { shard: ctx.shard, expired: expired.map((row): HoldView => holdView(row, ctx.shard)) };
+}
