@@ -27,6 +27,11 @@ export interface Reserve {
   currency: string;
   /** How long the hold may stay pending before the sweeper releases it. */
   ttlMs: number;
+  /**
+   * The other side of the transfer. Part of the fingerprint so that a second start of a transfer id
+   * with a different destination is a reused key, not a replay of someone else's hold.
+   */
+  counterparty?: string;
 }
 
 /**
@@ -40,6 +45,7 @@ export async function reserve(ctx: ShardContext, input: Reserve): Promise<HoldRe
     account: input.accountId,
     amount: input.amount.toString(),
     currency: input.currency,
+    counterparty: input.counterparty ?? null,
   };
   const result = await withTransaction(ctx.pool, (client) =>
     idempotent(client, input.key, operation, params, async () => {

@@ -93,6 +93,7 @@ export class Ledger {
     amount: unknown;
     currency: string;
     ttlMs: number;
+    counterparty?: string;
   }): Promise<HoldResult> {
     assertKey(input.key);
     assertCurrency(input.currency);

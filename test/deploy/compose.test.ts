@@ -43,7 +43,7 @@ const dependsOn = (name: string): Record<string, string> => {
 };
 
 const workerEnv = envOf('worker');
-const shardUrls = workerEnv.LEDGER_SHARD_URLS.split(',').map((u) => new URL(u.trim()));
+const shardUrls = (workerEnv.LEDGER_SHARD_URLS ?? '').split(',').filter((u) => u.trim()).map((u) => new URL(u.trim()));
 
 describe('docker-compose.yml', () => {
   it('declares the expected services', () => {
@@ -126,10 +126,10 @@ describe('docker-compose.yml', () => {
 
   it('maps hash slots 0..16383 to existing shards, each slot exactly once', () => {
     const owner = new Array<number>(16384).fill(-1);
-    for (const part of workerEnv.LEDGER_SLOT_MAP.split(',')) {
+    for (const part of workerEnv.LEDGER_SLOT_MAP!.split(',')) {
       const m = /^\s*(\d+)-(\d+):(\d+)\s*$/.exec(part);
       expect(m, `slot range "${part}"`).not.toBeNull();
-      const [lo, hi, shard] = m!.slice(1).map(Number);
+      const [lo, hi, shard] = m!.slice(1).map(Number) as [number, number, number];
       expect(lo).toBeLessThanOrEqual(hi);
       expect(hi).toBeLessThan(16384);
       expect(shard, `shard ${shard} has a URL`).toBeLessThan(shardUrls.length);

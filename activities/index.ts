@@ -1,0 +1,172 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Refusal } from '../src/domain/codes.js';
+import { RefusalError } from '../src/domain/errors.js';
+import { stepKey, type HoldSummary, type TransferPolicy } from '../src/domain/transfer.js';
+import type { Ledger } from '../src/ledger/ledger.js';
+import type { HoldView } from '../src/ledger/types.js';
+import { asActivity } from './errors.js';
+
+/**
+ * Thin wrappers over the ledger. Each derives its idempotency key from the transfer id and its own
+ * step name, so every attempt of one step carries the same key and no two steps share one.
+ */
+
+export interface ActivityLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface ActivityObserver {
+  /** A step's ledger call finished (ms), and whether the ledger replayed an earlier outcome. */
+  step(step: string, ms: number, outcome: 'ok' | 'refused' | 'error', replayed: boolean): void;
+  compensation(step: string, outcome: string): void;
+}
+
+export interface ActivityDeps {
+  ledger: Ledger;
+  clock?: () => Date;
+  log?: ActivityLogger;
+  observer?: ActivityObserver;
+  policy: (currency: string) => TransferPolicy;
+}
+
+export interface ReserveInput {
+  transferId: string;
+  account: string;
+  amount: string;
+  currency: string;
+  ttlMs: number;
+  /** The other account of the transfer (fingerprinted with the reservation). */
+  counterparty: string;
+}
+
+export interface HoldInput {
+  transferId: string;
+  account: string;
+  holdKey: string;
+}
+
+export interface StepResult {
+  hold: HoldSummary;
+  replayed: boolean;
+  attempt: number;
+  postings?: { entryId: string; account: string; amount: string }[];
+}
+
+export interface CompensationResult {
+  outcome: string;
+  replayed: boolean;
+  attempt: number;
+}
+
+function summary(hold: HoldView): HoldSummary {
+  return { key: hold.key, side: hold.side, account: hold.accountId, shard: hold.shard, amount: hold.amount, state: hold.state, expiresAt: hold.expiresAt };
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const { ledger } = deps;
+  const noop = () => undefined;
+  const log = deps.log ?? { info: noop, warn: noop };
+  const observe = deps.observer ?? { step: noop, compensation: noop };
+
+  async function timed<T extends { replayed: boolean }>(transferId: string, step: string, fn: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      const result = await fn();
+      observe.step(step, Date.now() - started, 'ok', result.replayed);
+      log.info({ transferId, step, replayed: result.replayed, attempt: attempt() }, result.replayed ? `${step} replayed` : `${step} done`);
+      return result;
+    } catch (error) {
+      const refused = error instanceof RefusalError;
+      observe.step(step, Date.now() - started, refused ? 'refused' : 'error', false);
+      log.warn({ transferId, step, attempt: attempt(), code: (error as RefusalError).code, err: (error as Error).message }, `${step} ${refused ? 'refused' : 'failed'}`);
+      throw error;
+    }
+  }
+
+  const reserve = (side: 'debit' | 'credit') => (input: ReserveInput): Promise<StepResult> =>
+    asActivity(() =>
+      timed(input.transferId, `reserve-${side}`, async () => {
+        const key = stepKey(input.transferId, `reserve-${side}`);
+        const result = await ledger.reserve({ key, transferId: input.transferId, accountId: input.account, side, amount: input.amount, currency: input.currency, ttlMs: input.ttlMs, counterparty: input.counterparty });
+        return { hold: summary(result.hold), replayed: result.replayed, attempt: attempt() };
+      }),
+    );
+
+  const postHold = (side: 'debit' | 'credit') => (input: HoldInput): Promise<StepResult> =>
+    asActivity(() =>
+      timed(input.transferId, `post-${side}`, async () => {
+        const result = await ledger.post({ key: stepKey(input.transferId, `post-${side}`), holdKey: input.holdKey, accountId: input.account });
+        return {
+          hold: summary(result.hold!),
+          replayed: result.replayed,
+          attempt: attempt(),
+          postings: result.postings.map((p) => ({ entryId: p.entryId, account: p.accountId, amount: p.amount })),
+        };
+      }),
+    );
+
+  return {
+    /** Worker configuration recorded in history, so replay sees the same policy the run saw. */
+    async transferPolicy(currency: string): Promise<TransferPolicy> {
+      return deps.policy(currency);
+    },
+
+    reserveDebit: reserve('debit'),
+    reserveCredit: reserve('credit'),
+    postDebit: postHold('debit'),
+    postCredit: postHold('credit'),
+
+    /**
+     * Undo the debit side: void the hold, or refund it if it was posted. Safe before (or instead of)
+     * the reservation: the ledger records a tombstone. An unexpected refusal is made retryable on
+     * purpose: a compensation is retried until it succeeds, and its failures stay visible.
+     */
+    async compensateDebit(input: HoldInput): Promise<CompensationResult> {
+      return asActivity(() => compensate(input, 'debit'));
+    },
+
+    async compensateCredit(input: HoldInput): Promise<CompensationResult> {
+      return asActivity(() => compensate(input, 'credit'));
+    },
+  };
+
+  async function compensate(input: HoldInput, side: 'debit' | 'credit'): Promise<CompensationResult> {
+    const voidStep = side === 'debit' ? 'void-debit' : 'void-credit';
+    try {
+      return await timed(input.transferId, voidStep, async () => {
+        try {
+          const result = await ledger.void({ key: stepKey(input.transferId, voidStep), holdKey: input.holdKey, accountId: input.account });
+          observe.compensation(voidStep, result.outcome);
+          return { outcome: result.outcome, replayed: result.replayed, attempt: attempt() };
+        } catch (error) {
+          if (side === 'debit' && error instanceof RefusalError && error.code === Refusal.HOLD_POSTED) {
+            const refund = await ledger.refund({ key: stepKey(input.transferId, 'refund-debit'), holdKey: input.holdKey, accountId: input.account });
+            observe.compensation('refund-debit', 'refunded');
+            return { outcome: 'refunded', replayed: refund.replayed, attempt: attempt() };
+          }
+          throw error;
+        }
+      });
+    } catch (error) {
+      if (error instanceof RefusalError) {
+        throw ApplicationFailure.create({
+          type: 'COMPENSATION_BLOCKED',
+          message: `compensation ${voidStep} of ${input.holdKey} is blocked by ${error.code}: ${error.message}`,
+          nonRetryable: false,
+        });
+      }
+      throw error;
+    }
+  }
+}
+
+function attempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1; // called outside an activity (unit tests)
+  }
+}
+
+export type TransferActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import type { Command } from 'commander';
+import type { AccountStatus } from '../../domain/accounts.js';
+import { parseDecimal } from '../../domain/money.js';
+import type { Ledger } from '../../ledger/ledger.js';
+import type { AccountView } from '../../ledger/types.js';
+import { openLedger } from '../context.js';
+import { emit, money, type GlobalOptions } from '../output.js';
+
+function accountJson(a: AccountView) {
+  return { id: a.id, currency: a.currency, status: a.status, shard: a.shard, posted: a.posted, pendingDebits: a.pendingDebits, pendingCredits: a.pendingCredits, overdraftLimit: a.overdraftLimit, available: a.available };
+}
+
+function accountLine(a: AccountView): string {
+  return `${a.id.padEnd(20)} ${a.status.padEnd(7)} shard ${a.shard}  posted ${money(a.posted, a.currency).padStart(16)}  available ${money(a.available, a.currency).padStart(16)}  pending -${money(a.pendingDebits, a.currency)} / +${money(a.pendingCredits, a.currency)}`;
+}
+
+async function withLedger<T>(fn: (ledger: Ledger) => Promise<T>): Promise<T> {
+  const ledger = await openLedger();
+  try {
+    return await fn(ledger);
+  } finally {
+    await ledger.close();
+  }
+}
+
+export function registerAccountCommands(program: Command, globals: () => GlobalOptions): void {
+  const account = program.command('account').description('open, inspect and manage ledger accounts');
+
+  account
+    .command('open <id>')
+    .description('open an account (idempotent: opening it again with the same currency is a no-op)')
+    .requiredOption('--currency <code>', 'ISO 4217 currency, e.g. USD')
+    .option('--overdraft <amount>', 'overdraft limit as a decimal amount, e.g. 100.00')
+    .action(async (id: string, opts: { currency: string; overdraft?: string }) => {
+      const overdraftLimit = opts.overdraft ? parseDecimal(opts.overdraft, opts.currency) : undefined;
+      const { account: a, created } = await withLedger((l) => l.openAccount({ id, currency: opts.currency, ...(overdraftLimit ? { overdraftLimit } : {}) }));
+      emit(globals(), { ...accountJson(a), created }, () => `${created ? 'opened' : 'already open'}: ${accountLine(a)}`);
+    });
+
+  account
+    .command('show <id>')
+    .description('balances of one account')
+    .action(async (id: string) => {
+      const a = await withLedger((l) => l.getAccount(id));
+      emit(globals(), accountJson(a), () => accountLine(a));
+    });
+
+  account
+    .command('list')
+    .description('all customer accounts on every shard')
+    .action(async () => {
+      const items = await withLedger((l) => l.listAccounts());
+      emit(globals(), { items: items.map(accountJson) }, () => (items.length ? items.map(accountLine).join('\n') : 'no accounts'));
+    });
+
+  for (const kind of ['deposit', 'withdraw'] as const) {
+    account
+      .command(`${kind} <id> <amount>`)
+      .description(`${kind === 'deposit' ? 'add money from outside' : 'take money out'} (decimal amount in the account currency)`)
+      .option('--key <key>', 'idempotency key (default: a new one; pass one to make a retry safe)')
+      .action(async (id: string, amount: string, opts: { key?: string }) => {
+        const a = await withLedger(async (l) => {
+          const current = await l.getAccount(id);
+          const minor = parseDecimal(amount, current.currency);
+          const input = { key: opts.key ?? `${kind}-${randomUUID()}`, accountId: id, amount: minor, currency: current.currency };
+          await (kind === 'deposit' ? l.deposit(input) : l.withdraw(input));
+          return l.getAccount(id);
+        });
+        emit(globals(), accountJson(a), () => `${kind === 'deposit' ? 'deposited' : 'withdrew'} ${amount} ${a.currency}: ${accountLine(a)}`);
+      });
+  }
+
+  const statuses: [string, AccountStatus, string][] = [
+    ['freeze', 'frozen', 'refuse new reservations, deposits and withdrawals'],
+    ['unfreeze', 'active', 'make a frozen account active again'],
+    ['close', 'closed', 'close an empty account for good'],
+  ];
+  for (const [name, status, description] of statuses) {
+    account
+      .command(`${name} <id>`)
+      .description(description)
+      .action(async (id: string) => {
+        const a = await withLedger((l) => l.setStatus(id, status));
+        emit(globals(), accountJson(a), () => `${status}: ${accountLine(a)}`);
+      });
+  }
+}

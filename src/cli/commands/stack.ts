@@ -1,0 +1,116 @@
+import { NativeConnection } from '@temporalio/worker';
+import type { Command } from 'commander';
+import { ledgerConfig, temporalConfig } from '../../config.js';
+import { Ledger } from '../../ledger/ledger.js';
+import { createLogger } from '../../observability/logger.js';
+import { resolveDevServer, resolveTestServer } from '../../temporal/binaries.js';
+import { resetStack, stackDir, startEmbeddedStack } from '../../embedded/stack.js';
+import { runWorker } from '../../runtime.js';
+import { connectionOptions } from '../context.js';
+import { runDemo } from '../demo.js';
+import { emit, type GlobalOptions } from '../output.js';
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { freePort } from '../../embedded/ports.js';
+import { installRuntime } from '../../observability/runtime.js';
+import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Resolves on the first SIGINT/SIGTERM. */
+function interrupted(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('up')
+    .description('run the embedded stack in the foreground: PostgreSQL shards, Temporal dev server + Web UI, a worker')
+    .option('--demo', 'run the demo transfers once the stack is up')
+    .option('--exit', 'stop after the demo instead of running until Ctrl-C')
+    .option('--port <port>', 'preferred Temporal frontend port', '7233')
+    .option('--ui-port <port>', 'preferred Web UI port', '8233')
+    .option('--metrics-port <port>', 'preferred Prometheus metrics port (0: off)', '9464')
+    .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string }) => {
+      const started = Date.now();
+      const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+      await mkdir(stackDir(), { recursive: true });
+      const logger = createLogger('transfer-worker', { destination: join(stackDir(), 'worker.log') });
+      const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
+      installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined);
+      const stack = await startEmbeddedStack({ progress: say, taskQueue, temporalPort: Number(opts.port), uiPort: Number(opts.uiPort) });
+      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: (await import('../../domain/slots.js')).parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length) });
+      let running: Awaited<ReturnType<typeof runWorker>> | undefined;
+      try {
+        await ledger.migrate();
+        running = await runWorker({ connection: stack.nativeConnection, namespace: stack.info.namespace, taskQueue, ledger, logger, metricsPort: Number(opts.metricsPort) });
+        say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
+        say(`  Web UI        ${stack.info.webUi}`);
+        say(`  PostgreSQL    127.0.0.1:${stack.postgres.port} (${stack.info.shardUrls.length} shards)`);
+        if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
+        say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
+        say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
+        if (opts.demo) {
+          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, print: (l) => process.stdout.write(`${l}\n`) });
+          if (globals().json) emit(globals(), { items: outcomes }, () => '');
+        }
+        if (!opts.exit) {
+          say('\nRunning. Try `npx transfer send --from demo-wallet --to demo-savings --amount 1.50 --currency USD --wait` in another terminal. Ctrl-C stops.');
+          const signal = await Promise.race([interrupted(), running.done.then(() => 'worker stopped')]);
+          say(`\n${signal}: shutting down…`);
+        }
+      } finally {
+        await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
+        await ledger.close().catch(() => undefined);
+        await stack.stop();
+        say('stopped: PostgreSQL, Temporal dev server and worker are down');
+      }
+    });
+
+  program
+    .command('worker')
+    .description('run a worker against an external Temporal and PostgreSQL (configured by environment variables)')
+    .action(async () => {
+      const config = ledgerConfig();
+      if (!config) throw new Error('set LEDGER_SHARD_URLS (or DATABASE_URL) to the ledger shard databases');
+      const temporal = temporalConfig();
+      const logger = createLogger('transfer-worker');
+      const runtimeMetrics = process.env.TEMPORAL_METRICS_PORT ?? '9465';
+      installRuntime(logger, runtimeMetrics === '0' ? undefined : `${process.env.METRICS_HOST ?? '0.0.0.0'}:${runtimeMetrics}`);
+      const ledger = Ledger.connect(config);
+      await ledger.migrate();
+      const connection = await NativeConnection.connect(await connectionOptions(temporal));
+      const metricsPort = process.env.METRICS_PORT === undefined ? 9464 : Number(process.env.METRICS_PORT);
+      const running = await runWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, ledger, logger, metricsPort, metricsHost: process.env.METRICS_HOST ?? '0.0.0.0' });
+      logger.info({ address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, shards: config.shardUrls.length, metricsPort: running.metricsPort }, 'worker started');
+      const signal = await Promise.race([interrupted(), running.done.then(() => 'worker stopped')]);
+      logger.info({ signal }, 'shutting down');
+      await running.stop();
+      await ledger.close();
+      await connection.close();
+    });
+
+  program
+    .command('provision')
+    .description('find or build the Temporal dev server and time-skipping test server (cached after the first run)')
+    .action(async () => {
+      const started = Date.now();
+      const test = await resolveTestServer({ progress: say });
+      const dev = await resolveDevServer({ progress: say });
+      emit(globals(), { devServer: dev, testServer: test, seconds: (Date.now() - started) / 1000 }, () =>
+        `Temporal dev server:  ${dev.path ?? 'SDK download'} (${dev.source})\nTemporal test server: ${test.path ?? 'SDK download'} (${test.source})`,
+      );
+    });
+
+  program
+    .command('reset')
+    .description('delete the embedded stack data (ledger databases, Temporal history); the stack must be stopped')
+    .action(async () => {
+      await resetStack();
+      emit(globals(), { removed: stackDir() }, () => `removed ${stackDir()}`);
+    });
+}

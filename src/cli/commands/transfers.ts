@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import type { Command } from 'commander';
+import { approveTransfer, cancelTransfer, describeTransfer, listTransfers, startTransfer, transferResult, type TransferView } from '../../client.js';
+import { parseDecimal } from '../../domain/money.js';
+import { TERMINAL_STATUSES, type TransferResult } from '../../domain/transfer.js';
+import { openClient, openLedger } from '../context.js';
+import { CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
+
+export function transferJson(v: TransferView | (TransferResult & { id?: string })) {
+  const id = 'id' in v && v.id ? v.id : (v as TransferResult).transferId;
+  return { id, status: v.status, from: v.from, to: v.to, amount: v.amount, currency: v.currency, ...(v.reason ? { reason: v.reason } : {}), ...(v.message ? { message: v.message } : {}), ...(v.memo ? { memo: v.memo } : {}) };
+}
+
+function transferLine(v: ReturnType<typeof transferJson>): string {
+  return `${v.id}  ${v.status}${v.reason ? ` (${v.reason})` : ''}  ${v.from} → ${v.to}  ${v.amount && v.currency ? money(v.amount, v.currency) : ''}`;
+}
+
+/** Exit 1 when a transfer ended without completing: scripts can branch on it. */
+function exitFor(status: string): void {
+  if (status !== 'COMPLETED' && (TERMINAL_STATUSES as readonly string[]).includes(status)) process.exitCode = EXIT.NOT_COMPLETED;
+}
+
+async function withClient<T>(fn: (c: Awaited<ReturnType<typeof openClient>>) => Promise<T>): Promise<T> {
+  const c = await openClient();
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+export function registerTransferCommands(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('send')
+    .description('start a transfer (decimal amount converted exactly with the currency exponent)')
+    .requiredOption('--from <account>', 'account to debit')
+    .requiredOption('--to <account>', 'account to credit')
+    .requiredOption('--amount <decimal>', 'amount, e.g. 12.34 (12.345 USD is an error, never a rounding)')
+    .requiredOption('--currency <code>', 'ISO 4217 currency')
+    .option('--id <transferId>', 'transfer id (default: a new one); starting the same id again never pays twice')
+    .option('--memo <text>', 'free text stored with the transfer')
+    .option('--wait', 'wait for the outcome')
+    .action(async (opts: { from: string; to: string; amount: string; currency: string; id?: string; memo?: string; wait?: boolean }) => {
+      const amount = parseDecimal(opts.amount, opts.currency).toString();
+      const transferId = opts.id ?? `tr-${randomUUID()}`;
+      await withClient(async ({ client, config }) => {
+        const started = await startTransfer(client, config.taskQueue, { transferId, from: opts.from, to: opts.to, amount, currency: opts.currency, ...(opts.memo ? { memo: opts.memo } : {}) });
+        if (!opts.wait) {
+          const json = { id: started.id, status: 'RUNNING', from: opts.from, to: opts.to, amount, currency: opts.currency, started: started.started };
+          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}`);
+          return;
+        }
+        const result = await transferResult(started.handle);
+        const json = transferJson(result);
+        emit(globals(), { ...json, started: started.started }, () => transferLine(json));
+        exitFor(result.status);
+      });
+    });
+
+  program
+    .command('status <id>')
+    .description('current state of a transfer (status, step, holds, last error)')
+    .action(async (id: string) => {
+      await withClient(async ({ client }) => {
+        const view = await describeTransfer(client, id).catch((error: Error) => {
+          if (/not found/i.test(error.message)) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
+          throw error;
+        });
+        const json = { ...transferJson(view), ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts } : {}), ...(view.result ? { holds: view.result.holds, steps: view.result.steps } : {}) };
+        emit(globals(), json, () => `${transferLine(transferJson(view))}${view.state ? `\n  step: ${view.state.step}` : ''}`);
+        exitFor(view.status);
+      });
+    });
+
+  program
+    .command('cancel <id>')
+    .description('cancel a transfer that has not started posting; holds are released')
+    .option('--reason <text>', 'why')
+    .action(async (id: string, opts: { reason?: string }) => {
+      await withClient(async ({ client }) => {
+        const result = await cancelTransfer(client, id, opts.reason).catch((error: Error) => {
+          throw new CliError(`cannot cancel ${id}: ${error.cause instanceof Error ? error.cause.message : error.message}`, EXIT.NOT_COMPLETED, 'CANCEL_REJECTED');
+        });
+        const json = transferJson(result);
+        emit(globals(), json, () => transferLine(json));
+      });
+    });
+
+  program
+    .command('approve <id>')
+    .description('approve a transfer waiting for approval')
+    .option('--by <name>', 'who approves')
+    .action(async (id: string, opts: { by?: string }) => {
+      await withClient(async ({ client }) => {
+        await approveTransfer(client, id, opts.by);
+        emit(globals(), { id, approved: true }, () => `approval sent to ${id}`);
+      });
+    });
+
+  program
+    .command('list')
+    .description('transfers from Temporal visibility, filtered by search attributes')
+    .option('--status <status>', 'RUNNING, AWAITING_APPROVAL, COMPLETED, FAILED, COMPENSATED, CANCELLED')
+    .option('--account <id>', 'transfers from or to this account')
+    .option('--limit <n>', 'at most this many', '50')
+    .action(async (opts: { status?: string; account?: string; limit: string }) => {
+      await withClient(async ({ client }) => {
+        const items = await listTransfers(client, { ...(opts.status ? { status: opts.status } : {}), ...(opts.account ? { account: opts.account } : {}), limit: Number(opts.limit) });
+        emit(globals(), { items: items.map(transferJson) }, () => (items.length ? items.map((i) => transferLine(transferJson(i))).join('\n') : 'no transfers'));
+      });
+    });
+
+  program
+    .command('verify')
+    .description('check the ledger invariants on every shard; exit 1 on any violation')
+    .action(async () => {
+      const ledger = await openLedger();
+      try {
+        const report = await ledger.verify();
+        emit(globals(), report, () =>
+          [
+            report.ok ? 'ledger ok' : `${report.violations.length} violation(s):`,
+            ...report.violations.map((v) => `  ${v.check}${v.shard !== undefined ? ` shard ${v.shard}` : ''}${v.account ? ` account ${v.account}` : ''}${v.transfer ? ` transfer ${v.transfer}` : ''}: ${v.message}`),
+            ...report.shards.map((s) => `  shard ${s.shard}: ${s.accounts} accounts, ${s.holds} holds (${s.pendingHolds} pending), ${s.postings} postings`),
+            ...report.totals.map((t) => `  ${t.currency}: customers ${money(t.customers, t.currency)}, in transit ${money(t.clearing, t.currency)}, entered ${money(t.entered, t.currency)}, left ${money(t.left, t.currency)}`),
+          ].join('\n'),
+        );
+        if (!report.ok) process.exitCode = EXIT.NOT_COMPLETED;
+      } finally {
+        await ledger.close();
+      }
+    });
+}

@@ -1,0 +1,52 @@
+import type { Client } from '@temporalio/client';
+import { startTransfer, transferResult } from '../client.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { money } from './output.js';
+
+/**
+ * The demo: a wallet and a savings account on different shards, and a frozen account. Three
+ * transfers show the three endings: completed, refused (nothing moved), compensated (debit voided).
+ */
+export const DEMO_ACCOUNTS = { wallet: 'demo-wallet', savings: 'demo-savings', frozen: 'demo-frozen' } as const;
+
+export interface DemoOutcome {
+  id: string;
+  label: string;
+  status: string;
+  reason?: string;
+  link: string;
+}
+
+export async function runDemo(options: { client: Client; ledger: Ledger; taskQueue: string; webUi: string; namespace: string; print: (line: string) => void }): Promise<DemoOutcome[]> {
+  const { client, ledger, print } = options;
+  const run = new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14);
+  for (const id of Object.values(DEMO_ACCOUNTS)) await ledger.openAccount({ id, currency: 'USD' });
+  await ledger.setStatus(DEMO_ACCOUNTS.frozen, 'active').catch(() => undefined);
+  await ledger.deposit({ key: `demo-${run}-seed`, accountId: DEMO_ACCOUNTS.wallet, amount: '50000', currency: 'USD' });
+  await ledger.setStatus(DEMO_ACCOUNTS.frozen, 'frozen');
+
+  const balances = async () => {
+    const rows = await Promise.all(Object.values(DEMO_ACCOUNTS).map((id) => ledger.getAccount(id)));
+    return rows.map((a) => `    ${a.id.padEnd(13)} shard ${a.shard}  posted ${money(a.posted, a.currency).padStart(12)}  available ${money(a.available, a.currency).padStart(12)}  ${a.status}`).join('\n');
+  };
+  print(`\nBalances before:\n${await balances()}`);
+
+  const cases = [
+    { label: 'wallet → savings 125.00 USD (cross-shard)', to: DEMO_ACCOUNTS.savings, amount: '12500', suffix: 'ok' },
+    { label: 'wallet → savings 1,000,000.00 USD (insufficient funds)', to: DEMO_ACCOUNTS.savings, amount: '100000000', suffix: 'refused' },
+    { label: 'wallet → frozen 40.00 USD (credit side refused, debit compensated)', to: DEMO_ACCOUNTS.frozen, amount: '4000', suffix: 'compensated' },
+  ];
+  const outcomes: DemoOutcome[] = [];
+  for (const c of cases) {
+    const id = `demo-${run}-${c.suffix}`;
+    const started = await startTransfer(client, options.taskQueue, { transferId: id, from: DEMO_ACCOUNTS.wallet, to: c.to, amount: c.amount, currency: 'USD', memo: 'demo' });
+    const result = await transferResult(started.handle);
+    const link = `${options.webUi}/namespaces/${options.namespace}/workflows/${encodeURIComponent(id)}`;
+    outcomes.push({ id, label: c.label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link });
+    print(`\n  ${c.label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}  steps: ${result.steps.map((s) => `${s.step}:${s.outcome}${s.detail && s.outcome === 'ok' && s.detail !== 'ok' ? `(${s.detail})` : ''}`).join(' → ')}\n    ${link}`);
+  }
+  print(`\nBalances after:\n${await balances()}`);
+  const report = await ledger.verify();
+  print(`\nLedger verify: ${report.ok ? 'ok' : `${report.violations.length} violation(s)`} — ${report.totals.map((t) => `${t.currency}: customers ${money(t.customers, t.currency)}, in transit ${money(t.clearing, t.currency)}, entered ${money(t.entered, t.currency)}, left ${money(t.left, t.currency)}`).join('; ')}`);
+  return outcomes;
+}

@@ -1,0 +1,134 @@
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { formatMoney } from './domain/money.js';
+import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from './domain/search-attributes.js';
+import { validateTransfer, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
+import { approveSignal, cancelUpdate, statusQuery, TRANSFER_WORKFLOW } from '../workflows/definitions.js';
+import type { transferWorkflow } from '../workflows/transfer.js';
+
+/** The transfer as clients see it: the fields our CLI prints and `--json` promises. */
+export interface TransferView {
+  id: string;
+  status: TransferStatus;
+  from: string;
+  to: string;
+  amount: string;
+  currency: string;
+  reason?: string;
+  message?: string;
+  memo?: string;
+  startedAt?: string;
+  closedAt?: string;
+  result?: TransferResult;
+  state?: TransferState;
+}
+
+export interface StartedTransfer {
+  id: string;
+  handle: WorkflowHandle<typeof transferWorkflow>;
+  /** False when the transfer id already existed: the start attached to it instead of paying again. */
+  started: boolean;
+}
+
+/**
+ * Starts a transfer, once. Workflow id = transfer id: a start while it runs attaches to the running
+ * one; a start after it closed is rejected by the id reuse policy and answers with the first run.
+ */
+export async function startTransfer(client: Client, taskQueue: string, request: TransferRequest & { transferId: string }): Promise<StartedTransfer> {
+  const t = validateTransfer(request, request.transferId); // bad input changes nothing: checked before starting
+  // Informational only (the id policies below are what guarantee once): did this id exist already?
+  const existed = await client.workflow.getHandle(t.transferId).describe().then(() => true, () => false);
+  try {
+    const handle = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
+      taskQueue,
+      workflowId: t.transferId,
+      args: [{ ...request, amount: t.amount.toString() }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      staticSummary: `Transfer ${formatMoney(t.amount, t.currency)} from ${t.from} to ${t.to}`,
+      staticDetails: t.memo ? `memo: ${t.memo}` : undefined,
+      typedSearchAttributes: [
+        { key: TransferStatusKey, value: 'RUNNING' },
+        { key: FromAccountKey, value: t.from },
+        { key: ToAccountKey, value: t.to },
+        { key: CurrencyKey, value: t.currency },
+        ...(t.amount <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: AmountKey, value: Number(t.amount) }] : []),
+      ],
+    });
+    return { id: t.transferId, handle, started: !existed };
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    return { id: t.transferId, handle: client.workflow.getHandle<typeof transferWorkflow>(t.transferId), started: false };
+  }
+}
+
+export async function transferResult(handle: WorkflowHandle<typeof transferWorkflow>): Promise<TransferResult> {
+  try {
+    return await handle.result();
+  } catch (error) {
+    if (error instanceof WorkflowFailedError) throw new Error(`transfer workflow ${handle.workflowId} failed: ${error.cause?.message ?? error.message}`);
+    throw error;
+  }
+}
+
+export async function describeTransfer(client: Client, id: string): Promise<TransferView> {
+  const handle = client.workflow.getHandle<typeof transferWorkflow>(id);
+  const description = await handle.describe();
+  const memo = (description.memo?.['request'] ?? {}) as Partial<TransferRequest>;
+  const attrs = description.typedSearchAttributes;
+  const base: TransferView = {
+    id,
+    status: (attrs.get(TransferStatusKey) as TransferStatus | undefined) ?? 'RUNNING',
+    from: attrs.get(FromAccountKey) ?? String(memo.from ?? ''),
+    to: attrs.get(ToAccountKey) ?? String(memo.to ?? ''),
+    amount: String(memo.amount ?? attrs.get(AmountKey) ?? ''),
+    currency: attrs.get(CurrencyKey) ?? String(memo.currency ?? ''),
+    ...(memo.memo ? { memo: memo.memo } : {}),
+    startedAt: description.startTime.toISOString(),
+    ...(description.closeTime ? { closedAt: description.closeTime.toISOString() } : {}),
+  };
+  if (description.status.name === 'COMPLETED') {
+    const result = await handle.result();
+    return { ...base, status: result.status, amount: result.amount, ...(result.reason ? { reason: result.reason, message: result.message } : {}), result };
+  }
+  if (description.status.name === 'RUNNING') {
+    const state = await handle.query(statusQuery);
+    return { ...base, status: state.status, state, ...(state.lastError ? { message: `${state.lastError.step}: ${state.lastError.message}` } : {}) };
+  }
+  // Terminated / timed out / failed workflow runs: the ledger still tells the truth; say how it closed.
+  return { ...base, status: 'FAILED', reason: `WORKFLOW_${description.status.name}` };
+}
+
+export async function cancelTransfer(client: Client, id: string, reason?: string): Promise<TransferResult> {
+  const handle = client.workflow.getHandle<typeof transferWorkflow>(id);
+  return handle.executeUpdate(cancelUpdate, { args: [{ ...(reason ? { reason } : {}) }] });
+}
+
+export async function approveTransfer(client: Client, id: string, by?: string): Promise<void> {
+  await client.workflow.getHandle(id).signal(approveSignal, { ...(by ? { by } : {}) });
+}
+
+/** Visibility query over our search attributes (values are quoted; ids are validated upstream). */
+export async function listTransfers(client: Client, filter: { status?: string; account?: string; limit?: number }): Promise<TransferView[]> {
+  const clauses = [`WorkflowType = '${TRANSFER_WORKFLOW}'`];
+  if (filter.status) clauses.push(`TransferStatus = '${filter.status.replace(/'/g, '')}'`);
+  if (filter.account) {
+    const a = filter.account.replace(/'/g, '');
+    clauses.push(`(FromAccount = '${a}' OR ToAccount = '${a}')`);
+  }
+  const items: TransferView[] = [];
+  for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
+    const attrs = wf.typedSearchAttributes;
+    items.push({
+      id: wf.workflowId,
+      status: (attrs.get(TransferStatusKey) as TransferStatus | undefined) ?? 'RUNNING',
+      from: attrs.get(FromAccountKey) ?? '',
+      to: attrs.get(ToAccountKey) ?? '',
+      amount: String(attrs.get(AmountKey) ?? ''),
+      currency: attrs.get(CurrencyKey) ?? '',
+      startedAt: wf.startTime.toISOString(),
+      ...(wf.closeTime ? { closedAt: wf.closeTime.toISOString() } : {}),
+    });
+    if (items.length >= (filter.limit ?? 100)) break;
+  }
+  return items;
+}

@@ -1,0 +1,76 @@
+import { evenSlotMap, parseSlotMap, type SlotRange } from './domain/slots.js';
+import type { TransferPolicy } from './domain/transfer.js';
+import { parseMinorUnits } from './domain/money.js';
+import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
+
+/**
+ * Configuration comes from the environment only (12-factor): the same variables drive the embedded
+ * stack, docker-compose and a production deployment.
+ *
+ *   LEDGER_SHARD_URLS   comma-separated PostgreSQL URLs, index = shard number
+ *   DATABASE_URL        a single shard (used when LEDGER_SHARD_URLS is unset)
+ *   LEDGER_SLOT_MAP     "0-8191:0,8192-16383:1" (default: even split over the shards)
+ *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_API_KEY,
+ *   TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA (paths)
+ *   TRANSFER_APPROVAL_THRESHOLD  minor units (e.g. "1000000" or "USD:1000000,JPY:100000000"); unset: never
+ *   TRANSFER_APPROVAL_TIMEOUT_MS default 24 h
+ *   TRANSFER_HOLD_TTL_MS         default 15 min
+ *   LOG_LEVEL, METRICS_PORT (0 disables), METRICS_HOST
+ */
+export interface LedgerConfig {
+  shardUrls: string[];
+  slotMap: SlotRange[];
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  apiKey?: string;
+  tls?: { cert?: string; key?: string; ca?: string };
+}
+
+export function ledgerConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig | undefined {
+  const list = env.LEDGER_SHARD_URLS ?? env.DATABASE_URL;
+  if (!list) return undefined;
+  const shardUrls = list.split(',').map((u) => u.trim()).filter(Boolean);
+  const slotMap = env.LEDGER_SLOT_MAP ? parseSlotMap(env.LEDGER_SLOT_MAP, shardUrls.length) : evenSlotMap(shardUrls.length);
+  return { shardUrls, slotMap };
+}
+
+export function temporalConfig(env: NodeJS.ProcessEnv = process.env): TemporalConfig {
+  const tls = env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_CA
+    ? { ...(env.TEMPORAL_TLS_CERT ? { cert: env.TEMPORAL_TLS_CERT } : {}), ...(env.TEMPORAL_TLS_KEY ? { key: env.TEMPORAL_TLS_KEY } : {}), ...(env.TEMPORAL_TLS_CA ? { ca: env.TEMPORAL_TLS_CA } : {}) }
+    : undefined;
+  return {
+    address: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
+    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    taskQueue: env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
+    ...(env.TEMPORAL_API_KEY ? { apiKey: env.TEMPORAL_API_KEY } : {}),
+    ...(tls ? { tls } : {}),
+  };
+}
+
+export const DEFAULT_HOLD_TTL_MS = 15 * 60_000;
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 24 * 60 * 60_000;
+
+/** Approval threshold per currency: "1000000" applies to all, "USD:1000000,EUR:900000" per currency. */
+export function policyFromEnv(env: NodeJS.ProcessEnv = process.env): (currency: string) => TransferPolicy {
+  const thresholds = new Map<string, string>();
+  let all: string | null = null;
+  for (const part of (env.TRANSFER_APPROVAL_THRESHOLD ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [a, b] = part.split(':');
+    if (b === undefined) all = parseMinorUnits(a).toString();
+    else thresholds.set(a!, parseMinorUnits(b).toString());
+  }
+  const approvalTimeoutMs = positive(env.TRANSFER_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 'TRANSFER_APPROVAL_TIMEOUT_MS');
+  const holdTtlMs = positive(env.TRANSFER_HOLD_TTL_MS, DEFAULT_HOLD_TTL_MS, 'TRANSFER_HOLD_TTL_MS');
+  return (currency) => ({ approvalThreshold: thresholds.get(currency) ?? all, approvalTimeoutMs, holdTtlMs });
+}
+
+function positive(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer (got ${value})`);
+  return n;
+}

@@ -1,0 +1,128 @@
+import { assertAccountId } from './accounts.js';
+import { Refusal } from './codes.js';
+import { RefusalError } from './errors.js';
+import { assertCurrency, parseMinorUnits } from './money.js';
+
+/**
+ * The transfer as it travels: JSON in, JSON out. Amounts are integer minor units, a digit string or a
+ * safe integer on the wire, never a float. Pure module: the workflow sandbox imports it.
+ */
+export interface TransferRequest {
+  /** Optional when started through Temporal: the workflow id is the transfer id. */
+  transferId?: string;
+  from: string;
+  to: string;
+  amount: string | number;
+  currency: string;
+  memo?: string;
+}
+
+export interface ValidTransfer {
+  transferId: string;
+  from: string;
+  to: string;
+  amount: bigint;
+  currency: string;
+  memo?: string;
+}
+
+export const TRANSFER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export function validateTransfer(input: unknown, workflowId?: string): ValidTransfer {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, 'transfer input must be a JSON object {from, to, amount, currency}');
+  }
+  const req = input as Record<string, unknown>;
+  const transferId = req['transferId'] ?? workflowId;
+  if (typeof transferId !== 'string' || !TRANSFER_ID.test(transferId)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${JSON.stringify(transferId)} is invalid (letters, digits, "_.:-", at most 128)`);
+  }
+  if (workflowId !== undefined && transferId !== workflowId) {
+    throw new RefusalError(Refusal.INVALID_INPUT, `transferId ${transferId} must equal the workflow id ${workflowId}: one transfer, one workflow`);
+  }
+  assertAccountId(req['from'], 'from');
+  assertAccountId(req['to'], 'to');
+  if (req['from'] === req['to']) {
+    throw new RefusalError(Refusal.SAME_ACCOUNT, `from and to are the same account (${req['from']})`);
+  }
+  assertCurrency(req['currency']);
+  const amount = parseMinorUnits(req['amount']);
+  const memo = req['memo'];
+  if (memo !== undefined && (typeof memo !== 'string' || memo.length > 500)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, 'memo must be a string of at most 500 characters');
+  }
+  return { transferId, from: req['from'], to: req['to'], amount, currency: req['currency'], ...(memo ? { memo } : {}) };
+}
+
+/** Terminal outcomes. FAILED: refused before anything moved. COMPENSATED: something was held or posted and undone. */
+export type TransferOutcome = 'COMPLETED' | 'FAILED' | 'COMPENSATED' | 'CANCELLED';
+
+/** What the TransferStatus search attribute and the status query show. */
+export type TransferStatus = 'RUNNING' | 'AWAITING_APPROVAL' | 'COMPENSATING' | TransferOutcome;
+
+export const TERMINAL_STATUSES: readonly TransferStatus[] = ['COMPLETED', 'FAILED', 'COMPENSATED', 'CANCELLED'];
+
+export type StepName = 'reserve-debit' | 'reserve-credit' | 'post-debit' | 'post-credit';
+export type CompensationName = 'void-debit' | 'void-credit' | 'refund-debit';
+
+/** Idempotency key of one step of one transfer: never shared between steps. */
+export function stepKey(transferId: string, step: StepName | CompensationName): string {
+  return `${transferId}:${step}`;
+}
+
+export interface StepRecord {
+  step: StepName | CompensationName | 'approval' | 'policy';
+  startedAt: string;
+  finishedAt?: string;
+  outcome: 'ok' | 'refused' | 'failed' | 'cancelled' | 'running';
+  detail?: string;
+  /** The activity attempt that succeeded (1 = first try). */
+  attempt?: number;
+  /** True when the ledger recognised the key and returned the first outcome. */
+  replayed?: boolean;
+}
+
+export interface HoldSummary {
+  key: string;
+  side: 'debit' | 'credit';
+  account: string;
+  shard: number;
+  amount: string;
+  state: string;
+  expiresAt: string;
+}
+
+export interface TransferResult {
+  transferId: string;
+  status: TransferOutcome;
+  reason?: string;
+  message?: string;
+  from: string;
+  to: string;
+  amount: string;
+  currency: string;
+  memo?: string;
+  holds: HoldSummary[];
+  postings: { step: string; entryId: string; account: string; amount: string }[];
+  compensations: { step: CompensationName; outcome: string }[];
+  steps: StepRecord[];
+}
+
+export interface TransferState {
+  transferId: string;
+  status: TransferStatus;
+  step: string;
+  holds: HoldSummary[];
+  lastError?: { step: string; type: string; message: string };
+  attempts: Record<string, number>;
+  cancellable: boolean;
+  awaitingApproval: boolean;
+  result?: TransferResult;
+}
+
+export interface TransferPolicy {
+  /** Digit string of minor units at or above which an approval signal is needed; null: never. */
+  approvalThreshold: string | null;
+  approvalTimeoutMs: number;
+  holdTtlMs: number;
+}

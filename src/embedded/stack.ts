@@ -1,0 +1,127 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { NativeConnection } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
+import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
+import { resolveDevServer, type Progress } from '../temporal/binaries.js';
+import { dataDir } from './paths.js';
+import { freePort } from './ports.js';
+import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
+
+/**
+ * The embedded default: PostgreSQL with one database per shard, and the Temporal dev server with its
+ * Web UI, all on 127.0.0.1. Where it listens is written to stack.json so commands run from a second
+ * terminal find it with no configuration.
+ */
+export const SHARD_COUNT = 2;
+export const shardDatabase = (shard: number) => `ledger_shard_${shard}`;
+
+export interface StackInfo {
+  pid: number;
+  startedAt: string;
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  webUi: string;
+  shardUrls: string[];
+  slotMap: string;
+  metricsPort?: number;
+}
+
+export interface EmbeddedStack {
+  info: StackInfo;
+  postgres: RunningPostgres;
+  env: TestWorkflowEnvironment;
+  nativeConnection: NativeConnection;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+export function stackDir(): string {
+  return join(dataDir(), 'embedded');
+}
+
+export function stackFile(): string {
+  return join(stackDir(), 'stack.json');
+}
+
+/** The running stack's addresses, if its process is still alive. */
+export async function readStackInfo(): Promise<StackInfo | undefined> {
+  try {
+    const info = JSON.parse(await readFile(stackFile(), 'utf8')) as StackInfo;
+    process.kill(info.pid, 0);
+    return info;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function resetStack(): Promise<void> {
+  if (await readStackInfo()) throw new Error('the embedded stack is running; stop it (Ctrl-C) before resetting');
+  await rm(stackDir(), { recursive: true, force: true });
+}
+
+export async function startEmbeddedStack(options: { progress: Progress; taskQueue: string; temporalPort?: number; uiPort?: number }): Promise<EmbeddedStack> {
+  const { progress } = options;
+  const running = await readStackInfo();
+  if (running && running.pid !== process.pid) {
+    throw new Error(`an embedded stack is already running (pid ${running.pid}, Web UI ${running.webUi})`);
+  }
+  const dir = stackDir();
+  await mkdir(dir, { recursive: true });
+  const server = await resolveDevServer({ progress });
+  progress(`Temporal dev server: ${server.path ?? 'SDK download'} (${server.source})`);
+
+  progress('starting PostgreSQL (embedded)…');
+  const databases = Array.from({ length: SHARD_COUNT }, (_, i) => shardDatabase(i));
+  const postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases, log: (l) => progress(`  ${l}`) });
+  let env: TestWorkflowEnvironment | undefined;
+  try {
+    const port = await freePort(options.temporalPort ?? 7233, [postgres.port]);
+    const uiPort = await freePort(options.uiPort ?? 8233, [postgres.port, port]);
+    progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: server.executable,
+        ip: '127.0.0.1',
+        port,
+        ui: true,
+        uiPort,
+        namespace: 'default',
+        dbFilename: join(dir, 'temporal.sqlite'),
+        searchAttributes: TRANSFER_SEARCH_ATTRIBUTES,
+        log: { format: 'json', level: 'warn' },
+      },
+    });
+    const info: StackInfo = {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      temporalAddress: `127.0.0.1:${port}`,
+      namespace: 'default',
+      taskQueue: options.taskQueue,
+      webUi: `http://127.0.0.1:${uiPort}`,
+      shardUrls: databases.map((db) => postgres.url(db)),
+      slotMap: formatSlotMap(evenSlotMap(SHARD_COUNT)),
+    };
+    await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
+    const started = env;
+    return {
+      info,
+      postgres,
+      env: started,
+      nativeConnection: started.nativeConnection,
+      client: started.client,
+      async stop() {
+        await rm(stackFile(), { force: true });
+        await started.teardown();
+        await postgres.stop();
+      },
+    };
+  } catch (error) {
+    await env?.teardown().catch(() => undefined);
+    await postgres.stop();
+    throw error;
+  }
+}

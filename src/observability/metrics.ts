@@ -1,0 +1,55 @@
+import { createServer, type Server } from 'node:http';
+import client from 'prom-client';
+import type { ActivityObserver } from '../../activities/index.js';
+
+/**
+ * Prometheus metrics of the worker: transfers by outcome, step latency, compensations and the
+ * idempotent replays the ledger detected. The Temporal runtime exports its own metrics on a second
+ * port (TEMPORAL_METRICS_PORT) through the SDK's telemetry options.
+ */
+export class TransferMetrics implements ActivityObserver {
+  readonly registry = new client.Registry();
+  readonly steps = new client.Histogram({
+    name: 'transfer_step_duration_seconds',
+    help: 'Ledger step latency by step and outcome',
+    labelNames: ['step', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly replays = new client.Counter({ name: 'transfer_idempotent_replays_total', help: 'Steps the ledger recognised by key and replayed', labelNames: ['step'] as const, registers: [this.registry] });
+  readonly compensations = new client.Counter({ name: 'transfer_compensations_total', help: 'Compensations by step and outcome', labelNames: ['step', 'outcome'] as const, registers: [this.registry] });
+  readonly outcomes = new client.Counter({ name: 'transfer_outcomes_total', help: 'Finished transfers by status and reason', labelNames: ['status', 'reason'] as const, registers: [this.registry] });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  step(step: string, ms: number, outcome: 'ok' | 'refused' | 'error', replayed: boolean): void {
+    this.steps.observe({ step, outcome }, ms / 1000);
+    if (replayed) this.replays.inc({ step });
+  }
+
+  compensation(step: string, outcome: string): void {
+    this.compensations.inc({ step, outcome });
+  }
+
+  outcome(status: string, reason = ''): void {
+    this.outcomes.inc({ status, reason });
+  }
+
+  serve(port: number, host = '0.0.0.0'): Promise<Server> {
+    const server = createServer(async (req, res) => {
+      if (req.url?.startsWith('/metrics')) {
+        res.setHeader('content-type', this.registry.contentType);
+        res.end(await this.registry.metrics());
+      } else {
+        res.statusCode = 404;
+        res.end('see /metrics\n');
+      }
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server));
+    });
+  }
+}

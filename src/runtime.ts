@@ -1,0 +1,59 @@
+import type { Server } from 'node:http';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { policyFromEnv } from './config.js';
+import type { Ledger } from './ledger/ledger.js';
+import type { Logger } from './observability/logger.js';
+import { TransferMetrics } from './observability/metrics.js';
+import { freePort } from './embedded/ports.js';
+import { createTransferWorker, startSweeper } from './worker.js';
+
+export interface RunningWorker {
+  worker: Worker;
+  metrics: TransferMetrics;
+  metricsPort?: number;
+  /** Resolves when the worker has drained and stopped. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A worker with its sweeper and metrics endpoint: what both `up` and `worker` run. */
+export async function runWorker(options: {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  ledger: Ledger;
+  logger: Logger;
+  metricsPort?: number;
+  metricsHost?: string;
+}): Promise<RunningWorker> {
+  const metrics = new TransferMetrics();
+  const worker = await createTransferWorker({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ledger: options.ledger,
+    policy: policyFromEnv(),
+    logger: options.logger,
+    metrics,
+  });
+  let server: Server | undefined;
+  let metricsPort: number | undefined;
+  if (options.metricsPort !== 0) {
+    metricsPort = options.metricsHost === '0.0.0.0' ? (options.metricsPort ?? 9464) : await freePort(options.metricsPort ?? 9464);
+    server = await metrics.serve(metricsPort, options.metricsHost ?? '127.0.0.1');
+  }
+  const stopSweeper = startSweeper(options.ledger, options.logger);
+  const done = worker.run();
+  return {
+    worker,
+    metrics,
+    ...(metricsPort ? { metricsPort } : {}),
+    done,
+    async stop() {
+      stopSweeper();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    },
+  };
+}

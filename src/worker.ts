@@ -1,0 +1,81 @@
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { TransferSinks } from '../workflows/sinks.js';
+import type { TransferPolicy } from './domain/transfer.js';
+import type { Ledger } from './ledger/ledger.js';
+import type { Logger } from './observability/logger.js';
+import type { TransferMetrics } from './observability/metrics.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface TransferWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue: string;
+  ledger: Ledger;
+  policy: (currency: string) => TransferPolicy;
+  logger?: Logger;
+  metrics?: TransferMetrics;
+  clock?: () => Date;
+  /** A pre-built workflow bundle (tests build it once per run); default: bundle workflows/ at start. */
+  workflowBundle?: { codePath: string } | { code: string };
+  /** Extra worker options (tests shorten shutdown, etc.). */
+  overrides?: Partial<WorkerOptions>;
+}
+
+export async function createTransferWorker(options: TransferWorkerOptions): Promise<Worker> {
+  const { logger, metrics } = options;
+  const sinks: InjectedSinks<TransferSinks> = {
+    transferMetrics: {
+      outcome: {
+        fn: (info, status, reason) => {
+          metrics?.outcome(status, reason);
+          logger?.info({ transferId: info.workflowId, status, reason }, `transfer ${status}`);
+        },
+        callDuringReplay: false,
+      },
+    },
+  };
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({
+      ledger: options.ledger,
+      policy: options.policy,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(logger ? { log: { info: (f, m) => logger.info(f, m), warn: (f, m) => logger.warn(f, m) } } : {}),
+      ...(metrics ? { observer: metrics } : {}),
+    }),
+    sinks,
+    ...options.overrides,
+  });
+}
+
+/**
+ * Releases holds nobody will post (their workflow is gone for longer than the hold lives). Runs in
+ * every worker; jitter keeps workers from sweeping in lockstep, SKIP LOCKED keeps them apart.
+ */
+export function startSweeper(ledger: Ledger, logger?: Logger, everyMs = 15_000): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async () => {
+    try {
+      for (const result of await ledger.sweepExpired()) {
+        for (const hold of result.expired) {
+          logger?.warn({ transferId: hold.transferId, hold: hold.key, account: hold.accountId, amount: hold.amount }, 'hold expired and released');
+        }
+      }
+    } catch (error) {
+      logger?.warn({ err: (error as Error).message }, 'sweep failed; will retry');
+    }
+    if (!stopped) timer = setTimeout(tick, everyMs * (0.75 + Math.random() * 0.5));
+  };
+  timer = setTimeout(tick, everyMs * Math.random());
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+}

@@ -1,0 +1,35 @@
+import type { ActivityOptions } from '@temporalio/workflow';
+import { ALL_REFUSALS } from '../src/domain/codes.js';
+
+/**
+ * Retry policies name the refusal codes (ApplicationFailure types), never class names. A refusal is
+ * also thrown nonRetryable by the activity; listing the codes here keeps the policy true on its own.
+ */
+const REFUSALS = [...ALL_REFUSALS];
+
+/** Reservations: a transient fault is retried a bounded number of times, then the saga compensates. */
+export const RESERVE_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 8, nonRetryableErrorTypes: REFUSALS },
+};
+
+/**
+ * Posting: retried until it succeeds or is refused. Giving up half-posted is never better than
+ * waiting; if the database stays away past the hold's expiry, the post is refused as HOLD_EXPIRED.
+ */
+export const POST_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  // No maximumAttempts: unlimited.
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: REFUSALS },
+};
+
+/** Compensations: retried until they succeed; money must never stay held. No type is non-retryable. */
+export const COMPENSATION_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' }, // no maximumAttempts: unlimited
+};
+
+export const POLICY_OPTIONS = {
+  startToCloseTimeout: '5s',
+  retry: { initialInterval: '200ms', maximumInterval: '5s' },
+} as const;

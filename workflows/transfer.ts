@@ -1,0 +1,230 @@
+import * as wf from '@temporalio/workflow';
+import type { CompensationResult, StepResult, TransferActivities } from '../activities/index.js';
+import { Refusal } from '../src/domain/codes.js';
+import { RefusalError } from '../src/domain/errors.js';
+import { formatMoney } from '../src/domain/money.js';
+import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from '../src/domain/search-attributes.js';
+import {
+  stepKey,
+  type CompensationName,
+  type StepName,
+  type StepRecord,
+  type TransferOutcome,
+  type TransferRequest,
+  type TransferResult,
+  type TransferState,
+  type TransferStatus,
+  type ValidTransfer,
+  validateTransfer,
+} from '../src/domain/transfer.js';
+import { approveSignal, cancelUpdate, statusQuery, type CancelRequest } from './definitions.js';
+import { describeFailure, type StepFailure } from './failures.js';
+import type { TransferSinks } from './sinks.js';
+import { COMPENSATION_OPTIONS, POLICY_OPTIONS, POST_OPTIONS, RESERVE_OPTIONS } from './policies.js';
+
+const policy = wf.proxyLocalActivities<TransferActivities>(POLICY_OPTIONS);
+const reserving = wf.proxyActivities<TransferActivities>(RESERVE_OPTIONS);
+const posting = wf.proxyActivities<TransferActivities>(POST_OPTIONS);
+const compensating = wf.proxyActivities<TransferActivities>(COMPENSATION_OPTIONS);
+const { transferMetrics } = wf.proxySinks<TransferSinks>();
+
+interface Compensation {
+  name: CompensationName;
+  run: () => Promise<CompensationResult>;
+}
+
+/**
+ * One transfer as a saga: reserve debit → reserve credit → post debit → post credit.
+ * Debit before credit: a hold can be released, a spent credit cannot. Each compensation is pushed
+ * before its step runs (an answer that never arrived may still have committed; a void with nothing
+ * to void is safe) and the stack unwinds in reverse, in a scope nothing can cancel.
+ */
+export async function transferWorkflow(input: TransferRequest): Promise<TransferResult> {
+  const { workflowId } = wf.workflowInfo();
+  const state: TransferState = { transferId: workflowId, status: 'RUNNING', step: 'validate', holds: [], attempts: {}, cancellable: true, awaitingApproval: false };
+  const steps: StepRecord[] = [];
+  const postings: TransferResult['postings'] = [];
+  const compensations: TransferResult['compensations'] = [];
+  let cancelReason: string | undefined;
+  let approved = false;
+  const reservePhase = new wf.CancellationScope();
+
+  wf.setHandler(statusQuery, () => state);
+  wf.setHandler(approveSignal, () => void (approved = true));
+  wf.setHandler(
+    cancelUpdate,
+    async (request: CancelRequest) => {
+      // `temporal workflow update execute --name cancel` may send no argument at all.
+      cancelReason = request?.reason ?? 'cancelled by request';
+      reservePhase.cancel();
+      await wf.condition(() => state.result !== undefined);
+      return state.result!;
+    },
+    {
+      validator: (_request: CancelRequest) => {
+        if (!state.cancellable) {
+          throw new Error(state.result ? `transfer ${workflowId} already ended ${state.result.status}` : `transfer ${workflowId} is already posting the debit; it can no longer be cancelled`);
+        }
+      },
+    },
+  );
+  wf.upsertMemo({ request: input });
+
+  const setStatus = (status: TransferStatus) => {
+    state.status = status;
+    wf.upsertSearchAttributes([{ key: TransferStatusKey, value: status }]);
+  };
+
+  let t: ValidTransfer;
+  try {
+    t = validateTransfer(input, workflowId);
+  } catch (error) {
+    if (!(error instanceof RefusalError)) throw error;
+    return finish('FAILED', { type: error.code, message: error.message, refusal: true, cancelled: false }, invalidResult(workflowId, input));
+  }
+  wf.upsertSearchAttributes([
+    { key: TransferStatusKey, value: 'RUNNING' },
+    { key: FromAccountKey, value: t.from },
+    { key: ToAccountKey, value: t.to },
+    { key: CurrencyKey, value: t.currency },
+    ...(t.amount <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: AmountKey, value: Number(t.amount) }] : []),
+  ]);
+  const money = formatMoney(t.amount, t.currency);
+  const base = { transferId: t.transferId, from: t.from, to: t.to, amount: t.amount.toString(), currency: t.currency, ...(t.memo ? { memo: t.memo } : {}) };
+
+  function record(step: StepRecord['step'], result: { attempt: number; replayed: boolean } | undefined, startedAt: number, outcome: StepRecord['outcome'], detail?: string) {
+    steps.push({ step, startedAt: new Date(startedAt).toISOString(), finishedAt: new Date(Date.now()).toISOString(), outcome, ...(detail ? { detail } : {}), ...(result ? { attempt: result.attempt, replayed: result.replayed } : {}) });
+    if (result) state.attempts[step] = result.attempt;
+  }
+
+  async function step(name: StepName, run: () => Promise<StepResult>): Promise<StepResult> {
+    state.step = name;
+    wf.setCurrentDetails(`${name}: ${money} from ${t.from} to ${t.to}`);
+    const startedAt = Date.now();
+    try {
+      const result = await run();
+      record(name, result, startedAt, 'ok');
+      state.holds = [...state.holds.filter((h) => h.key !== result.hold.key), result.hold];
+      for (const p of result.postings ?? []) postings.push({ step: name, ...p });
+      return result;
+    } catch (error) {
+      const failure = describeFailure(error);
+      record(name, undefined, startedAt, failure.cancelled ? 'cancelled' : failure.refusal ? 'refused' : 'failed', `${failure.type}: ${failure.message}`);
+      state.lastError = { step: name, type: failure.type, message: failure.message };
+      throw error;
+    }
+  }
+
+  // Approval gate for large amounts: the policy comes from worker configuration, recorded in history.
+  const rules = await policy.transferPolicy(t.currency);
+  if (rules.approvalThreshold !== null && t.amount >= BigInt(rules.approvalThreshold)) {
+    const startedAt = Date.now();
+    setStatus('AWAITING_APPROVAL');
+    state.awaitingApproval = true;
+    state.step = 'approval';
+    wf.setCurrentDetails(`waiting for approval of ${money} (auto-cancels after ${Math.round(rules.approvalTimeoutMs / 60_000)} min)`);
+    let decided = false;
+    try {
+      decided = await reservePhase.run(() => wf.condition(() => approved || cancelReason !== undefined, rules.approvalTimeoutMs));
+    } catch (error) {
+      if (!wf.isCancellation(error)) throw error;
+    }
+    state.awaitingApproval = false;
+    if (!approved) {
+      const timedOut = !decided && cancelReason === undefined;
+      record('approval', undefined, startedAt, 'cancelled', timedOut ? 'approval timed out' : cancelReason);
+      const failure = timedOut
+        ? { type: Refusal.APPROVAL_TIMEOUT, message: `not approved within ${rules.approvalTimeoutMs} ms`, refusal: true, cancelled: true }
+        : { type: Refusal.CANCELLED, message: cancelReason ?? 'workflow cancelled', refusal: false, cancelled: true };
+      return finish('CANCELLED', failure, base);
+    }
+    record('approval', undefined, startedAt, 'ok');
+    setStatus('RUNNING');
+  }
+
+  const stack: Compensation[] = [];
+  const debitHold = { transferId: t.transferId, account: t.from, holdKey: stepKey(t.transferId, 'reserve-debit') };
+  const creditHold = { transferId: t.transferId, account: t.to, holdKey: stepKey(t.transferId, 'reserve-credit') };
+  const reserveInput = { transferId: t.transferId, amount: t.amount.toString(), currency: t.currency, ttlMs: rules.holdTtlMs };
+
+  let failure: StepFailure | undefined;
+  try {
+    await reservePhase.run(async () => {
+      stack.push({ name: 'void-debit', run: () => compensating.compensateDebit.executeWithOptions({ summary: `release ${money} held on ${t.from}` }, [debitHold]) });
+      await guarded(stack, () => step('reserve-debit', () => reserving.reserveDebit.executeWithOptions({ summary: `reserve ${money} on ${t.from}` }, [{ ...reserveInput, account: t.from, counterparty: t.to }])));
+      stack.push({ name: 'void-credit', run: () => compensating.compensateCredit.executeWithOptions({ summary: `release ${money} reserved for ${t.to}` }, [creditHold]) });
+      await guarded(stack, () => step('reserve-credit', () => reserving.reserveCredit.executeWithOptions({ summary: `reserve ${money} credit on ${t.to}` }, [{ ...reserveInput, account: t.to, counterparty: t.from }])));
+    });
+    if (cancelReason !== undefined) throw new wf.CancelledFailure(cancelReason);
+    // From here the transfer finishes: the cancel update is rejected and workflow cancellation waits.
+    state.cancellable = false;
+    await wf.CancellationScope.nonCancellable(async () => {
+      await step('post-debit', () => posting.postDebit.executeWithOptions({ summary: `post ${money} debit on ${t.from}` }, [debitHold]));
+      await step('post-credit', () => posting.postCredit.executeWithOptions({ summary: `post ${money} credit to ${t.to}` }, [creditHold]));
+    });
+  } catch (error) {
+    failure = describeFailure(error);
+    if (cancelReason !== undefined && failure.cancelled) failure = { ...failure, type: Refusal.CANCELLED, message: cancelReason };
+  }
+
+  if (!failure) return finish('COMPLETED', undefined, base);
+
+  state.cancellable = false;
+  setStatus('COMPENSATING');
+  let undone = false;
+  await wf.CancellationScope.nonCancellable(async () => {
+    for (const compensation of [...stack].reverse()) {
+      const startedAt = Date.now();
+      state.step = compensation.name;
+      wf.setCurrentDetails(`compensating: ${compensation.name} after ${failure!.type}`);
+      const result = await compensation.run();
+      record(compensation.name, result, startedAt, 'ok', result.outcome);
+      compensations.push({ step: result.outcome === 'refunded' ? 'refund-debit' : compensation.name, outcome: result.outcome });
+      if (result.outcome === 'voided' || result.outcome === 'refunded') undone = true;
+    }
+  });
+  const outcome: TransferOutcome = failure.cancelled ? 'CANCELLED' : undone ? 'COMPENSATED' : 'FAILED';
+  return finish(outcome, failure, base);
+
+  async function finish(status: TransferOutcome, why: StepFailure | undefined, fields: Omit<TransferResult, 'status' | 'holds' | 'postings' | 'compensations' | 'steps'>): Promise<TransferResult> {
+    const result: TransferResult = {
+      ...fields,
+      status,
+      ...(why ? { reason: why.type, message: why.message } : {}),
+      holds: state.holds,
+      postings,
+      compensations,
+      steps,
+    };
+    state.cancellable = false;
+    state.step = 'done';
+    state.result = result;
+    setStatus(status);
+    transferMetrics.outcome(status, why?.type ?? '');
+    wf.setCurrentDetails(`${status}${why ? `: ${why.type}` : ''}`);
+    // Let a waiting cancel update return its answer before the run closes.
+    await wf.condition(wf.allHandlersFinished);
+    return result;
+  }
+}
+
+/**
+ * Runs a reservation; on a definitive refusal the step wrote nothing, so its compensation (pushed
+ * just before) is dropped. It must be: a reused key means the hold under it belongs to another
+ * request, which this transfer must never void.
+ */
+async function guarded(stack: Compensation[], run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (error) {
+    const failure = describeFailure(error);
+    if (failure.refusal) stack.pop();
+    throw error;
+  }
+}
+
+function invalidResult(transferId: string, input: unknown): Omit<TransferResult, 'status' | 'holds' | 'postings' | 'compensations' | 'steps'> {
+  const req = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v));
+  return { transferId, from: text(req['from']), to: text(req['to']), amount: text(req['amount']), currency: text(req['currency']) };
+}
