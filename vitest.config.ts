@@ -7,6 +7,7 @@ export default defineConfig({
     maxWorkers: 2,
     // Starts PostgreSQL, the time-skipping test server and the dev server once per run.
     globalSetup: ['./test/setup/global.ts'],
+    setupFiles: ['./test/setup/runtime.ts'],
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

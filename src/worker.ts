@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
+import { createActivities, type TransferActivities } from '../activities/index.js';
 import type { TransferSinks } from '../workflows/sinks.js';
 import type { TransferPolicy } from './domain/transfer.js';
 import type { Ledger } from './ledger/ledger.js';
@@ -22,6 +22,8 @@ export interface TransferWorkerOptions {
   workflowBundle?: { codePath: string } | { code: string };
   /** Extra worker options (tests shorten shutdown, etc.). */
   overrides?: Partial<WorkerOptions>;
+  /** Fault injection for tests: wraps the real activities (e.g. lose a response after commit). */
+  wrapActivities?: (activities: TransferActivities) => TransferActivities;
 }
 
 export async function createTransferWorker(options: TransferWorkerOptions): Promise<Worker> {
@@ -42,13 +44,13 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({
+    activities: (options.wrapActivities ?? ((a) => a))(createActivities({
       ledger: options.ledger,
       policy: options.policy,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(logger ? { log: { info: (f, m) => logger.info(f, m), warn: (f, m) => logger.warn(f, m) } } : {}),
       ...(metrics ? { observer: metrics } : {}),
-    }),
+    })),
     sinks,
     ...options.overrides,
   });

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
+import { temporal } from '@temporalio/proto';
 import { migrate } from '../../src/db/migrate.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../../src/domain/search-attributes.js';
 import { startEmbeddedPostgres } from '../../src/embedded/postgres.js';
@@ -52,6 +53,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }),
     bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
   ]);
+  // The test server starts without our custom search attributes; register them like the dev server has them.
+  await timeSkipping.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(TRANSFER_SEARCH_ATTRIBUTES.map((k) => [k.name, k.type === 'INT' ? temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT : temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+  });
   const bundlePath = join(runDir, 'workflow-bundle.js');
   await writeFile(bundlePath, bundle.code);
   const devAddress = dev.address;
