@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { TransferActivities } from '../../activities/index.js';
 import type { TransferPolicy } from '../../src/domain/transfer.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
@@ -50,7 +50,7 @@ export function uniqueTaskQueue(): string {
 export async function createTestWorker(
   env: TestWorkflowEnvironment,
   ledger: Ledger,
-  options: { taskQueue: string; policy?: () => TransferPolicy; wrap?: (a: TransferActivities) => TransferActivities; clock?: () => Date },
+  options: { taskQueue: string; policy?: () => TransferPolicy; wrap?: (a: TransferActivities) => TransferActivities; overrides?: Partial<WorkerOptions> },
 ): Promise<Worker> {
   return createTransferWorker({
     connection: env.nativeConnection,
@@ -60,7 +60,7 @@ export async function createTestWorker(
     policy: options.policy ?? testPolicy(),
     workflowBundle: { codePath: inject('workflowBundle') },
     ...(options.wrap ? { wrapActivities: options.wrap } : {}),
-    overrides: { shutdownGraceTime: '1s' },
+    overrides: { shutdownGraceTime: '1s', ...options.overrides },
   });
 }
 

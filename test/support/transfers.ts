@@ -71,3 +71,4 @@ export async function expectLedgerClean(ledger: Ledger): Promise<void> {
   const report = await ledger.verify();
   expect(report.violations).toEqual([]);
 }
+
