@@ -5,7 +5,7 @@ import { RefusalError } from '../domain/errors.js';
 import { assertCurrency, parseMinorUnits } from '../domain/money.js';
 import { shardOf, type SlotRange } from '../domain/slots.js';
 import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/transaction.js';
+import { classifyDbError, createPool } from '../db/transaction.js';
 import * as accounts from './account-ops.js';
 import * as holds from './hold-ops.js';
 import type { ShardContext } from './shard-context.js';
@@ -63,13 +63,13 @@ export class Ledger {
   }
 
   async getAccount(id: string): Promise<AccountView> {
-    const account = await accounts.getAccount(this.shardFor(id), id);
+    const account = await classified(accounts.getAccount(this.shardFor(id), id));
     if (!account) throw new RefusalError(Refusal.ACCOUNT_NOT_FOUND, `account ${id} does not exist`, { account: id });
     return account;
   }
 
   async listAccounts(options: { includeSystem?: boolean } = {}): Promise<AccountView[]> {
-    const all = await Promise.all(this.shards.map((s) => accounts.listAccounts(s, options.includeSystem)));
+    const all = await classified(Promise.all(this.shards.map((s) => accounts.listAccounts(s, options.includeSystem))));
     return all.flat().sort((a, b) => a.id.localeCompare(b.id));
   }
 
@@ -124,18 +124,18 @@ export class Ledger {
   }
 
   async verify(): Promise<VerifyReport> {
-    return verifyShards(this.shards);
+    return classified(verifyShards(this.shards));
   }
 
   /** Everything a transfer left in the ledger, on every shard. */
   async transferRecords(transferId: string): Promise<{ holds: HoldView[]; postings: PostingView[] }> {
-    const perShard = await Promise.all(
+    const perShard = await classified(Promise.all(
       this.shards.map(async (s) => {
         const h = await s.pool.query<HoldRow>(`SELECT ${HOLD_COLUMNS} FROM holds WHERE transfer_id = $1::text ORDER BY created_at, key`, [transferId]);
         const p = await s.pool.query<PostingRow>(`SELECT ${POSTING_COLUMNS} FROM journal WHERE transfer_id = $1::text ORDER BY id`, [transferId]);
         return { holds: h.rows.map((r) => holdView(r, s.shard)), postings: p.rows.map((r) => postingView(r, s.shard)) };
       }),
-    );
+    ));
     return {
       holds: perShard.flatMap((s) => s.holds).sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
       postings: perShard.flatMap((s) => s.postings).sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
@@ -147,6 +147,15 @@ export class Ledger {
     assertCurrency(input.currency);
     assertAccountId(input.accountId);
     return { key: input.key, accountId: input.accountId, amount: parseMinorUnits(input.amount), currency: input.currency };
+  }
+}
+
+/** Reads run outside withTransaction; their faults get the same transient/other classification. */
+async function classified<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    throw classifyDbError(error);
   }
 }
 

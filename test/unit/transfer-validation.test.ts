@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { Refusal } from '../../src/domain/codes.js';
+import { RefusalError } from '../../src/domain/errors.js';
+import { validateTransfer } from '../../src/domain/transfer.js';
+
+function refusal(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof RefusalError ? error.code : `not a refusal: ${String(error)}`;
+  }
+  return undefined;
+}
+
+const valid = { transferId: 'tr-1', from: 'alice', to: 'bob', amount: '1250', currency: 'USD' };
+
+describe('validateTransfer (workflow-level rules)', () => {
+  it('accepts a valid transfer and parses the amount to bigint minor units', () => {
+    expect(validateTransfer(valid)).toEqual({ transferId: 'tr-1', from: 'alice', to: 'bob', amount: 1250n, currency: 'USD' });
+    expect(validateTransfer({ ...valid, transferId: undefined }, 'wf-7').transferId).toBe('wf-7');
+  });
+
+  it('refuses a transfer from an account to itself with SAME_ACCOUNT', () => {
+    expect(refusal(() => validateTransfer({ ...valid, to: 'alice' }))).toBe(Refusal.SAME_ACCOUNT);
+    const error = (() => {
+      try {
+        validateTransfer({ ...valid, from: 'bob' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(RefusalError);
+    expect(error).toMatchObject({ code: 'SAME_ACCOUNT', message: expect.stringContaining('bob') });
+  });
+
+  it('treats ids differing only in case as different accounts (ids are case-sensitive)', () => {
+    expect(validateTransfer({ ...valid, to: 'Alice' }).to).toBe('Alice');
+  });
+
+  it('checks account ids before SAME_ACCOUNT, and amount and currency after it', () => {
+    expect(refusal(() => validateTransfer({ ...valid, from: 'sys:x', to: 'sys:x' }))).toBe(Refusal.INVALID_ACCOUNT_ID);
+    expect(refusal(() => validateTransfer({ ...valid, to: 'alice', amount: '0' }))).toBe(Refusal.SAME_ACCOUNT);
+    expect(refusal(() => validateTransfer({ ...valid, amount: '12.5' }))).toBe(Refusal.INVALID_AMOUNT);
+    expect(refusal(() => validateTransfer({ ...valid, currency: 'XXX' }))).toBe(Refusal.UNKNOWN_CURRENCY);
+  });
+
+  it('refuses malformed input with INVALID_INPUT', () => {
+    expect(refusal(() => validateTransfer(null))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer([valid]))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer({ ...valid, transferId: 'has space' }))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer(valid, 'another-workflow-id'))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer({ ...valid, memo: 'm'.repeat(501) }))).toBe(Refusal.INVALID_INPUT);
+  });
+});
