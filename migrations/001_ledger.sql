@@ -105,5 +105,6 @@ CREATE TABLE idempotency_keys (
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- A posted debit is refunded at most once, whatever key the refund arrives with.
-CREATE UNIQUE INDEX journal_one_refund_per_hold ON journal (hold_key) WHERE kind = 'refund';
+-- A posted debit is refunded at most once, whatever key the refund arrives with. A refund entry has
+-- two legs (the customer account and the shard's clearing account), hence one leg per hold and account.
+CREATE UNIQUE INDEX journal_one_refund_per_hold ON journal (hold_key, account_id) WHERE kind = 'refund';
