@@ -202,8 +202,9 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     setStatus(status);
     transferMetrics.outcome(status, why?.type ?? '');
     wf.setCurrentDetails(`${status}${why ? `: ${why.type}` : ''}`);
-    // Let a waiting cancel update return its answer before the run closes.
-    await wf.condition(wf.allHandlersFinished);
+    // Let a waiting cancel update return its answer before the run closes (not cancellable: after
+    // a workflow cancellation the transfer still reports how it ended).
+    await wf.CancellationScope.nonCancellable(() => wf.condition(wf.allHandlersFinished));
     return result;
   }
 }

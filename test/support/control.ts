@@ -1,0 +1,46 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TransferActivities } from '../../activities/index.js';
+import type { Ledger } from '../../src/ledger/ledger.js';
+import { createTestWorker, type Latch, testPolicy, uniqueTaskQueue } from './temporal.js';
+
+/** Holds one activity at a latch (before it touches the ledger) so a test can act in that phase. */
+export function pauseBefore(name: 'reserveDebit' | 'reserveCredit' | 'postDebit', latch: Latch) {
+  return (acts: TransferActivities): TransferActivities => ({
+    ...acts,
+    [name]: async (input: never) => {
+      await latch.wait();
+      return (acts[name] as (i: never) => Promise<unknown>)(input);
+    },
+  });
+}
+
+/** Runs `fn` with a worker on a fresh task queue, shutting it down afterwards. */
+export async function withTransferWorker<T>(
+  env: TestWorkflowEnvironment,
+  ledger: Ledger,
+  options: { wrap?: (a: TransferActivities) => TransferActivities; approvalThreshold?: string },
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uniqueTaskQueue();
+  const worker = await createTestWorker(env, ledger, {
+    taskQueue,
+    policy: testPolicy({ approvalThreshold: options.approvalThreshold ?? null }),
+    ...(options.wrap ? { wrap: options.wrap } : {}),
+  });
+  return worker.runUntil(() => fn(taskQueue));
+}
+
+/** True once a late reservation under this transfer's key was refused by the tombstone. */
+export async function fenced(ledger: Ledger, account: string, transferId: string, side: 'debit' | 'credit' = 'debit'): Promise<boolean> {
+  const shard = ledger.shardFor(account);
+  const { rows } = await shard.pool.query<{ state: string }>('SELECT state FROM idempotency_keys WHERE key = $1', [`${transferId}:reserve-${side}`]);
+  return rows[0]?.state === 'cancelled' && (await ledger.transferRecords(transferId)).holds.every((h) => h.state !== 'pending');
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
