@@ -1,0 +1,68 @@
+import { writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { approveSignal, cancelUpdate, statusQuery } from '../../workflows/definitions.js';
+import { pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
+import { createTestLedger, type TestLedger } from '../support/ledger.js';
+import { connectDevServer, Latch } from '../support/temporal.js';
+import { openFunded, startTransfer } from '../support/transfers.js';
+
+/**
+ * Records the histories the replay test replays: run with RECORD_HISTORIES=1 after an intended,
+ * compatible change to the saga, review the diff, commit. Never regenerate them to make a replay
+ * failure go away: that failure means running transfers would break.
+ */
+const record = process.env.RECORD_HISTORIES === '1';
+const dir = new URL('./histories/', import.meta.url);
+
+let t: TestLedger;
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  if (!record) return;
+  t = await createTestLedger();
+  env = await connectDevServer();
+});
+
+afterAll(async () => {
+  await env?.teardown();
+  await t?.drop();
+});
+
+async function save(name: string, workflowId: string): Promise<void> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  await writeFile(new URL(`${name}.json`, dir), `${historyToJSON(history)}\n`);
+}
+
+describe.skipIf(!record)('record saga histories for the replay test', () => {
+  it('records completed, refused, compensated, refunded, cancelled and approved runs', async () => {
+    const suffix = Date.now().toString(36);
+    const id = (name: string) => `${name}-${suffix}`;
+    const rich = await openFunded(t.ledger, 0, 'rec-from', '1000000');
+    const to = await openFunded(t.ledger, 1, 'rec-to', '0');
+    const frozen = await openFunded(t.ledger, 1, 'rec-frozen', '0');
+    await t.ledger.setStatus(frozen, 'frozen');
+
+    await withTransferWorker(env, t.ledger, {}, async (taskQueue) => {
+      expect((await (await startTransfer(env, taskQueue, { transferId: id('completed'), from: rich, to, amount: '1000', currency: 'USD', memo: 'recorded' })).result()).status).toBe('COMPLETED');
+      expect((await (await startTransfer(env, taskQueue, { transferId: id('refused'), from: rich, to, amount: '99999999', currency: 'USD' })).result()).status).toBe('FAILED');
+      expect((await (await startTransfer(env, taskQueue, { transferId: id('compensated'), from: rich, to: frozen, amount: '500', currency: 'USD' })).result()).status).toBe('COMPENSATED');
+      expect((await (await startTransfer(env, taskQueue, { transferId: id('invalid'), from: rich, to: rich, amount: '5', currency: 'USD' })).result()).status).toBe('FAILED');
+    });
+    const latch = new Latch();
+    await withTransferWorker(env, t.ledger, { wrap: pauseBefore('reserveCredit', latch) }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id('cancelled'), from: rich, to, amount: '700', currency: 'USD' });
+      await latch.reached;
+      expect((await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'recorded cancel' }] })).status).toBe('CANCELLED');
+      latch.open();
+    });
+    await withTransferWorker(env, t.ledger, { approvalThreshold: '5000' }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id('approved'), from: rich, to, amount: '6000', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
+      await handle.signal(approveSignal, { by: 'recorder' });
+      expect((await handle.result()).status).toBe('COMPLETED');
+    });
+    for (const name of ['completed', 'refused', 'compensated', 'invalid', 'cancelled', 'approved']) await save(name, id(name));
+  });
+});
