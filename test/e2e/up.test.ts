@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
+
+/**
+ * The README's main command as a user runs it: `transfer up`, in its own data directory and on
+ * ports of its own, then stopped; nothing may be left running or listening.
+ */
+let dataDir: string;
+const BIN = new URL('../../bin/transfer.js', import.meta.url).pathname;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'transfer-up-'));
+  await chmod(dataDir, 0o755);
+});
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function start(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  return { child, done, output: () => stdout + stderr };
+}
+
+async function ports(): Promise<{ port: number; ui: number; metrics: number }> {
+  return { port: await ephemeralPort(), ui: await ephemeralPort(), metrics: await ephemeralPort() };
+}
+
+/** Processes whose command line mentions our data directory (PostgreSQL, the dev server). */
+async function processesUsing(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('transfer up (the embedded stack)', () => {
+  it('runs the demo with its three endings, then shuts down cleanly with --exit', async () => {
+    const p = await ports();
+    const run = start(['up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`], { TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: '1' });
+    const { code, stdout, stderr } = await run.done;
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/wallet → savings 125\.00 USD \(cross-shard\)\n\s+COMPLETED/);
+    expect(stdout).toMatch(/\n\s+FAILED \(INSUFFICIENT_FUNDS\)/);
+    expect(stdout).toMatch(/\n\s+COMPENSATED \(ACCOUNT_FROZEN\).*void-debit:ok\(voided\)/);
+    expect(stdout).toContain(`http://127.0.0.1:${p.ui}/namespaces/default/workflows/demo-`);
+    expect(stdout).toMatch(/Balances after:\n\s+demo-wallet\s+shard 0\s+posted\s+375\.00 USD/);
+    expect(stdout).toMatch(/demo-savings\s+shard 1\s+posted\s+125\.00 USD/);
+    expect(stdout).toContain('Ledger verify: ok');
+    expect(stderr).toContain(`Web UI        http://127.0.0.1:${p.ui}`);
+    expect(stderr).toContain('stopped: PostgreSQL, Temporal dev server and worker are down');
+    expect(await processesUsing(dataDir)).toEqual([]);
+    for (const port of [p.port, p.ui, p.metrics]) expect(await isPortFree(port), `port ${port}`).toBe(true);
+    expect(existsSync(join(dataDir, 'embedded', 'stack.json'))).toBe(false);
+    expect(existsSync(join(dataDir, 'embedded', 'postgres', 'pgdata', 'PG_VERSION'))).toBe(true); // data is kept
+  });
+
+  it('serves a second terminal with no configuration, and stops on Ctrl-C', async () => {
+    const p = await ports();
+    const up = start(['up', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`], { TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: '1' });
+    try {
+      await waitFor(() => up.output().includes('Running.'), 90_000);
+      const env = { TRANSFER_DATA_DIR: dataDir, LEDGER_SHARD_URLS: '', TEMPORAL_ADDRESS: '' };
+      const cleanEnv = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([k, v]) => v !== '' || !(k in env)));
+      const list = spawn(process.execPath, [BIN, '--json', 'account', 'list'], { env: cleanEnv as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      list.stdout.on('data', (d) => (out += d));
+      const code = await new Promise<number | null>((resolve) => list.once('exit', resolve));
+      expect(code).toBe(0);
+      const ids = (JSON.parse(out) as { items: { id: string }[] }).items.map((a) => a.id);
+      expect(ids).toEqual(expect.arrayContaining(['demo-wallet', 'demo-savings', 'demo-frozen'])); // from the first test's demo
+      const metrics = await fetch(`http://127.0.0.1:${p.metrics}/metrics`).then((r) => r.text());
+      expect(metrics).toContain('transfer_step_duration_seconds');
+    } finally {
+      up.child.kill('SIGINT');
+    }
+    const { code, stderr } = await up.done;
+    expect(code, stderr).toBe(0);
+    expect(stderr).toContain('SIGINT: shutting down');
+    expect(await processesUsing(dataDir)).toEqual([]);
+    for (const port of [p.port, p.ui, p.metrics]) expect(await isPortFree(port), `port ${port}`).toBe(true);
+  });
+});
