@@ -117,7 +117,10 @@ export async function idempotent<T extends Record<string, unknown>>(
     const outcome = await effect();
     await recordOutcome(client, key, 'done', outcome);
     return { outcome, replayed: false };
-  } catch (error) {
+  } catch (caught) {
+    const error = (caught as { code?: string }).code === '22003'
+      ? new RefusalError(Refusal.INVALID_AMOUNT, 'the resulting balance would not fit in 64 bits')
+      : caught;
     if (!(error instanceof RefusalError)) throw error;
     if (!keepsWrites.has(error)) await client.query('ROLLBACK TO SAVEPOINT effect');
     await recordOutcome(client, key, 'refused', refusalOutcome(error));

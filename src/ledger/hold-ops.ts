@@ -83,9 +83,21 @@ export async function reserve(ctx: ShardContext, input: Reserve): Promise<HoldRe
   return { key: input.key, operation, replayed: result.replayed, hold: result.outcome.hold as HoldView };
 }
 
-async function lockHold(client: pg.PoolClient, holdKey: string): Promise<HoldRow | undefined> {
+/** Which hold an operation acts on, and (when known) the account the caller believes it is on. */
+export interface HoldRef {
+  key: string;
+  holdKey: string;
+  accountId?: string;
+}
+
+async function lockHold(client: pg.PoolClient, holdKey: string, accountId?: string): Promise<HoldRow | undefined> {
   const { rows } = await client.query<HoldRow>(`SELECT ${HOLD_COLUMNS} FROM holds WHERE key = $1::text FOR UPDATE`, [holdKey]);
-  return rows[0];
+  const hold = rows[0];
+  // A caller naming the wrong account must not act on someone else's hold.
+  if (hold && accountId !== undefined && hold.account_id !== accountId) {
+    throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${holdKey} is not on account ${accountId}`, { hold: holdKey, account: accountId });
+  }
+  return hold;
 }
 
 /** Compare-and-set on the hold's state: only a pending hold moves, and only once. */
@@ -115,11 +127,11 @@ function refuseResolved(hold: HoldRow, action: string): never {
  * account → clearing, a credit clearing → account. Each shard balances alone; clearing nets to zero
  * across shards once both sides are posted.
  */
-export async function post(ctx: ShardContext, input: { key: string; holdKey: string }): Promise<EntryResult> {
+export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResult> {
   const result = await withTransaction(ctx.pool, (client) =>
     idempotent(client, input.key, 'post', { hold: input.holdKey }, async () => {
       const at = ctx.clock();
-      const hold = await lockHold(client, input.holdKey);
+      const hold = await lockHold(client, input.holdKey, input.accountId);
       if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
       if (hold.state !== 'pending') refuseResolved(hold, 'post');
       if (hold.expires_at.getTime() <= at.getTime()) {
@@ -159,11 +171,11 @@ export async function post(ctx: ShardContext, input: { key: string; holdKey: str
  * Voids a reservation. Safe in every order: with no reservation yet it leaves a tombstone under the
  * reservation's key (null compensation), so a reservation arriving later is fenced and does nothing.
  */
-export async function voidHold(ctx: ShardContext, input: { key: string; holdKey: string }): Promise<VoidResult> {
+export async function voidHold(ctx: ShardContext, input: HoldRef): Promise<VoidResult> {
   const result = await withTransaction(ctx.pool, (client) =>
     idempotent(client, input.key, 'void', { hold: input.holdKey }, async () => {
       const at = ctx.clock();
-      let hold = await lockHold(client, input.holdKey);
+      let hold = await lockHold(client, input.holdKey, input.accountId);
       if (!hold) {
         const tombstone = await claimKey(client, input.holdKey, 'tombstone', fingerprint('tombstone', { by: input.key }));
         if (tombstone.claimed) {
@@ -174,7 +186,7 @@ export async function voidHold(ctx: ShardContext, input: { key: string; holdKey:
           return { outcome: 'null_compensation' satisfies VoidOutcome };
         }
         // The reservation committed while we waited on its key: it either made a hold or was refused.
-        hold = await lockHold(client, input.holdKey);
+        hold = await lockHold(client, input.holdKey, input.accountId);
         if (!hold) return { outcome: (tombstone.record.state === 'cancelled' ? 'null_compensation' : 'nothing_reserved') satisfies VoidOutcome };
       }
       if (hold.state === 'posted') refuseResolved(hold, 'void');
@@ -195,11 +207,11 @@ export async function voidHold(ctx: ShardContext, input: { key: string; holdKey:
 }
 
 /** The way back from a posted debit: a new balancing entry (clearing → account), never an edit. */
-export async function refund(ctx: ShardContext, input: { key: string; holdKey: string }): Promise<EntryResult> {
+export async function refund(ctx: ShardContext, input: HoldRef): Promise<EntryResult> {
   const result = await withTransaction(ctx.pool, (client) =>
     idempotent(client, input.key, 'refund', { hold: input.holdKey }, async () => {
       const at = ctx.clock();
-      const hold = await lockHold(client, input.holdKey);
+      const hold = await lockHold(client, input.holdKey, input.accountId);
       if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
       if (hold.side !== 'debit' || hold.state !== 'posted') {
         throw new RefusalError(Refusal.HOLD_NOT_POSTED, `only a posted debit hold can be refunded (${hold.key} is a ${hold.state} ${hold.side})`, { hold: hold.key });
