@@ -19,6 +19,7 @@ import { startEmbeddedPostgres } from '../src/embedded/postgres.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { resolveDevServer } from '../src/temporal/binaries.js';
 import { createTransferWorker } from '../src/worker.js';
+import { startWithRetry } from '../src/temporal/start-retry.js';
 import { policyFromEnv } from '../src/config.js';
 import { TRANSFER_WORKFLOW } from '../workflows/definitions.js';
 
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
     if (process.env.BENCH_E2E !== '0') {
       Runtime.install({ logger: new DefaultLogger('ERROR') });
       const server = await resolveDevServer({ progress: (l) => process.stderr.write(`${l}\n`) });
-      const env = await TestWorkflowEnvironment.createLocal({ server: { executable: server.executable, ip: '127.0.0.1', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'error' } } });
+      const env = await startWithRetry('dev server', () => TestWorkflowEnvironment.createLocal({ server: { executable: server.executable, ip: '127.0.0.1', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'error' } } }));
       try {
         const worker = await createTransferWorker({ connection: env.nativeConnection, taskQueue: 'bench', ledger, policy: policyFromEnv({}) });
         await worker.runUntil(async () => {

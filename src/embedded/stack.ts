@@ -6,6 +6,7 @@ import type { Client } from '@temporalio/client';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
+import { startWithRetry } from '../temporal/start-retry.js';
 import { dataDir } from './paths.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
@@ -82,7 +83,7 @@ export async function startEmbeddedStack(options: { progress: Progress; taskQueu
     const port = await freePort(options.temporalPort ?? 7233, [postgres.port]);
     const uiPort = await freePort(options.uiPort ?? 8233, [postgres.port, port]);
     progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
-    env = await TestWorkflowEnvironment.createLocal({
+    env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({
       server: {
         executable: server.executable,
         ip: '127.0.0.1',
@@ -94,7 +95,7 @@ export async function startEmbeddedStack(options: { progress: Progress; taskQueu
         searchAttributes: TRANSFER_SEARCH_ATTRIBUTES,
         log: { format: 'json', level: 'warn' },
       },
-    });
+    }), 4, progress);
     const info: StackInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),

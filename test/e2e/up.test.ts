@@ -93,6 +93,10 @@ describe('transfer up (the embedded stack)', () => {
       expect(ids).toEqual(expect.arrayContaining(['demo-wallet', 'demo-savings', 'demo-frozen'])); // from the first test's demo
       const metrics = await fetch(`http://127.0.0.1:${p.metrics}/metrics`).then((r) => r.text());
       expect(metrics).toContain('transfer_step_duration_seconds');
+      const sdkPort = /http:\/\/127\.0\.0\.1:(\d+)\/metrics \(Temporal SDK\)/.exec(up.output())?.[1];
+      expect(sdkPort, 'the Temporal SDK metrics endpoint is announced').toBeDefined();
+      const sdkMetrics = await fetch(`http://127.0.0.1:${sdkPort}/metrics`).then((r) => r.text());
+      expect(sdkMetrics).toMatch(/^temporal_\w+/m);
     } finally {
       up.child.kill('SIGINT');
     }

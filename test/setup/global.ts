@@ -10,6 +10,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../../src/domain/search-attributes.js';
 import { startEmbeddedPostgres } from '../../src/embedded/postgres.js';
 import { resolveDevServer, resolveTestServer } from '../../src/temporal/binaries.js';
+import { startWithRetry } from '../../src/temporal/start-retry.js';
 import { WORKFLOWS_PATH } from '../../src/worker.js';
 
 export const TEMPLATE_DB = 'ledger_template';
@@ -47,10 +48,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await pool.end();
 
   const [timeSkipping, dev, bundle] = await Promise.all([
-    TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testServer.executable } }),
-    TestWorkflowEnvironment.createLocal({
-      server: { executable: devServer.executable, ip: '127.0.0.1', ui: true, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'error' } },
-    }),
+    startWithRetry('time-skipping test server', () => TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testServer.executable } }), 4, say),
+    startWithRetry('dev server', () =>
+      TestWorkflowEnvironment.createLocal({
+        server: { executable: devServer.executable, ip: '127.0.0.1', ui: true, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'error' } },
+      }), 4, say),
     bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
   ]);
   // The test server starts without our custom search attributes; register them like the dev server has them.
