@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { TransferActivities } from '../../activities/index.js';
 import type { TransferPolicy } from '../../src/domain/transfer.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { createTransferWorker } from '../../src/worker.js';
+import { createTestLedger, type TestLedger } from './ledger.js';
 
 /**
  * Connects to the run's shared time-skipping test server. The SDK only offers time skipping on a
@@ -78,4 +79,40 @@ export class Latch {
   open(): void {
     this.release();
   }
+}
+
+/**
+ * Registers the usual hooks of a time-skipping test file: hold the time-skipping lock, clone a
+ * ledger, connect; undo all of it afterwards. `bind` receives what the tests use.
+ */
+export function useTimeSkipping(bind: (t: TestLedger, env: TestWorkflowEnvironment) => void): void {
+  let unlock: (() => Promise<void>) | undefined;
+  let t: TestLedger | undefined;
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    unlock = await lockTimeSkipping();
+    t = await createTestLedger();
+    env = await connectTimeSkipping();
+    bind(t, env);
+  });
+  afterAll(async () => {
+    await env?.teardown();
+    await t?.drop();
+    await unlock?.();
+  });
+}
+
+/** The same for files that run on the shared dev server (no lock: it keeps real time). */
+export function useDevServer(bind: (t: TestLedger, env: TestWorkflowEnvironment) => void): void {
+  let t: TestLedger | undefined;
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    t = await createTestLedger();
+    env = await connectDevServer();
+    bind(t, env);
+  });
+  afterAll(async () => {
+    await env?.teardown();
+    await t?.drop();
+  });
 }

@@ -1,23 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TransferState } from '../../src/domain/transfer.js';
 import { cancelUpdate, statusQuery } from '../../workflows/definitions.js';
 import { fenced, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
-import { createTestLedger, type TestLedger } from '../support/ledger.js';
-import { connectDevServer, Latch } from '../support/temporal.js';
+import type { TestLedger } from '../support/ledger.js';
+import { Latch, useDevServer } from '../support/temporal.js';
 import { expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
-
-beforeAll(async () => {
-  t = await createTestLedger();
-  env = await connectDevServer();
-});
-
-afterAll(async () => {
-  await env?.teardown();
-  await t?.drop();
+useDevServer((ledger, environment) => {
+  t = ledger;
+  env = environment;
 });
 
 /**

@@ -1,27 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TransferResult } from '../../src/domain/transfer.js';
 import { approveSignal, cancelUpdate, statusQuery } from '../../workflows/definitions.js';
-import { createTestLedger, type TestLedger } from '../support/ledger.js';
+import type { TestLedger } from '../support/ledger.js';
 import { pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
-import { connectTimeSkipping, Latch, lockTimeSkipping } from '../support/temporal.js';
+import { Latch, useTimeSkipping } from '../support/temporal.js';
 import { expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
-let unlock: () => Promise<void>;
-
-beforeAll(async () => {
-  unlock = await lockTimeSkipping();
-  t = await createTestLedger();
-  env = await connectTimeSkipping();
-});
-
-afterAll(async () => {
-  await env?.teardown();
-  await t?.drop();
-  await unlock?.();
+useTimeSkipping((ledger, environment) => {
+  t = ledger;
+  env = environment;
 });
 
 /**

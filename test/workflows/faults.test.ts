@@ -1,27 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { TransferActivities } from '../../activities/index.js';
 import { startTransfer as startOnce, transferResult } from '../../src/client.js';
-import { createTestLedger, type TestLedger } from '../support/ledger.js';
-import { connectTimeSkipping, createTestWorker, Latch, lockTimeSkipping, uniqueTaskQueue } from '../support/temporal.js';
+import type { TestLedger } from '../support/ledger.js';
+import { createTestWorker, Latch, uniqueTaskQueue, useTimeSkipping } from '../support/temporal.js';
 import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
-let unlock: () => Promise<void>;
-
-beforeAll(async () => {
-  unlock = await lockTimeSkipping();
-  t = await createTestLedger();
-  env = await connectTimeSkipping();
-});
-
-afterAll(async () => {
-  await env?.teardown();
-  await t?.drop();
-  await unlock?.();
+useTimeSkipping((ledger, environment) => {
+  t = ledger;
+  env = environment;
 });
 
 async function withWorker<T>(

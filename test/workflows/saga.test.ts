@@ -1,24 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { createTestLedger, type TestLedger } from '../support/ledger.js';
-import { connectTimeSkipping, createTestWorker, lockTimeSkipping, uniqueTaskQueue } from '../support/temporal.js';
+import type { TestLedger } from '../support/ledger.js';
+import { createTestWorker, uniqueTaskQueue, useTimeSkipping } from '../support/temporal.js';
 import { activityFailures, expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer } from '../support/transfers.js';
 import type { TransferActivities } from '../../activities/index.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
-let unlock: () => Promise<void>;
 const taskQueue = uniqueTaskQueue();
 let worker: Worker;
 let running: Promise<void>;
 /** Set by a test to run code between two activities (e.g. move the ledger clock). */
 let afterStep: Partial<Record<keyof TransferActivities, () => void>> = {};
 
+useTimeSkipping((ledger, environment) => {
+  t = ledger;
+  env = environment;
+});
+
 beforeAll(async () => {
-  unlock = await lockTimeSkipping();
-  t = await createTestLedger();
-  env = await connectTimeSkipping();
   worker = await createTestWorker(env, t.ledger, {
     taskQueue,
     wrap: (acts) => {
@@ -40,9 +41,6 @@ beforeAll(async () => {
 afterAll(async () => {
   worker?.shutdown();
   await running;
-  await env?.teardown();
-  await t?.drop();
-  await unlock?.();
 });
 
 describe('transfer saga (time-skipping test server, real ledger)', () => {
