@@ -124,14 +124,16 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     state.step = 'approval';
     wf.setCurrentDetails(`waiting for approval of ${money} (auto-cancels after ${Math.round(rules.approvalTimeoutMs / 60_000)} min)`);
     let decided = false;
+    let interrupted = false;
     try {
       decided = await reservePhase.run(() => wf.condition(() => approved || cancelReason !== undefined, rules.approvalTimeoutMs));
     } catch (error) {
       if (!wf.isCancellation(error)) throw error;
+      interrupted = true; // the cancel update or a workflow cancellation, not the timer
     }
     state.awaitingApproval = false;
     if (!approved) {
-      const timedOut = !decided && cancelReason === undefined;
+      const timedOut = !decided && !interrupted && cancelReason === undefined;
       record('approval', undefined, startedAt, 'cancelled', timedOut ? 'approval timed out' : cancelReason);
       const failure = timedOut
         ? { type: Refusal.APPROVAL_TIMEOUT, message: `not approved within ${rules.approvalTimeoutMs} ms`, refusal: true, cancelled: true }

@@ -37,6 +37,19 @@ describe('control: cancel before reserving and while posting, approval', () => {
 
 
 
+  it('a workflow cancellation while awaiting approval is a cancel, not an approval timeout', async () => {
+    const from = await openFunded(t.ledger, 0, 'c-wfa-from', '10000');
+    const to = await openFunded(t.ledger, 1, 'c-wfa-to', '0');
+    const result = await withTransferWorker(env, t.ledger, { approvalThreshold: '5000' }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-wf-approval', from, to, amount: '6000', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).status === 'AWAITING_APPROVAL');
+      await handle.cancel();
+      return handle.result();
+    });
+    expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED', holds: [] });
+    await expectBalances(t.ledger, { [from]: { posted: '10000' }, [to]: { posted: '0' } });
+  });
+
   it('rejects cancel once the debit is being posted, and completes', async () => {
     const from = await openFunded(t.ledger, 0, 'c-pd-from', '1000');
     const to = await openFunded(t.ledger, 1, 'c-pd-to', '0');
