@@ -57,6 +57,8 @@ export interface CompensationResult {
   outcome: string;
   replayed: boolean;
   attempt: number;
+  /** The hold as the compensation left it (absent when there was none: null compensation). */
+  hold?: HoldSummary;
 }
 
 function summary(hold: HoldView): HoldSummary {
@@ -138,7 +140,7 @@ export function createActivities(deps: ActivityDeps) {
         try {
           const result = await ledger.void({ key: stepKey(input.transferId, voidStep), holdKey: input.holdKey, accountId: input.account });
           observe.compensation(voidStep, result.outcome);
-          return { outcome: result.outcome, replayed: result.replayed, attempt: attempt() };
+          return { outcome: result.outcome, replayed: result.replayed, attempt: attempt(), ...(result.hold ? { hold: summary(result.hold) } : {}) };
         } catch (error) {
           if (side === 'debit' && error instanceof RefusalError && error.code === Refusal.HOLD_POSTED) {
             const refund = await ledger.refund({ key: stepKey(input.transferId, 'refund-debit'), holdKey: input.holdKey, accountId: input.account });

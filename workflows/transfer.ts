@@ -181,6 +181,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
       wf.setCurrentDetails(`compensating: ${compensation.name} after ${failure!.type}`);
       const result = await compensation.run();
       record(compensation.name, result, startedAt, 'ok', result.outcome);
+      if (result.hold) state.holds = state.holds.map((h) => (h.key === result.hold!.key ? result.hold! : h));
       compensations.push({ step: result.outcome === 'refunded' ? 'refund-debit' : compensation.name, outcome: result.outcome });
       if (result.outcome === 'voided' || result.outcome === 'refunded') undone = true;
     }

@@ -91,6 +91,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'voided' }] });
     expect(await activityFailures(handle)).toEqual([{ activity: 'reserveCredit', type: 'ACCOUNT_FROZEN', nonRetryable: true, message: expect.any(String) }]);
     expect(await scheduledActivities(handle)).toEqual(['reserveDebit', 'reserveCredit', 'compensateDebit']);
+    expect(result.holds.map((h) => [h.side, h.state])).toEqual([['debit', 'voided']]); // the result says how holds ended
     const records = await t.ledger.transferRecords('void-1');
     expect(records.holds.map((h) => [h.side, h.state])).toEqual([['debit', 'voided']]);
     expect(records.postings).toEqual([]);
