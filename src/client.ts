@@ -70,6 +70,8 @@ export async function transferResult(handle: WorkflowHandle<typeof transferWorkf
   }
 }
 
+const STATUS_QUERY_TIMEOUT_MS = 10_000;
+
 export async function describeTransfer(client: Client, id: string): Promise<TransferView> {
   const handle = client.workflow.getHandle<typeof transferWorkflow>(id);
   const description = await handle.describe();
@@ -91,7 +93,10 @@ export async function describeTransfer(client: Client, id: string): Promise<Tran
     return { ...base, status: result.status, amount: result.amount, ...(result.reason ? { reason: result.reason, message: result.message } : {}), result };
   }
   if (description.status.name === 'RUNNING') {
-    const state = await handle.query(statusQuery);
+    // The query needs a worker; with none polling it would wait a long time. Bounded, and without an
+    // answer the search attribute (kept current by the workflow) still says where the transfer is.
+    const state = await client.connection.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () => handle.query(statusQuery)).catch((error: Error) => error);
+    if (state instanceof Error) return { ...base, message: `status query unanswered (${state.message}); status is from visibility` };
     return { ...base, status: state.status, state, ...(state.lastError ? { message: `${state.lastError.step}: ${state.lastError.message}` } : {}) };
   }
   // Terminated / timed out / failed workflow runs: the ledger still tells the truth; say how it closed.

@@ -1,26 +1,38 @@
-import { Client, Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
 import { ledgerConfig, temporalConfig, type TemporalConfig } from '../config.js';
 import { parseSlotMap } from '../domain/slots.js';
-import { readStackInfo } from '../embedded/stack.js';
-import { Ledger } from '../ledger/ledger.js';
+import type { StackInfo } from '../embedded/stack.js';
+import type { Ledger } from '../ledger/ledger.js';
 import { CliError, EXIT } from './output.js';
+
+/*
+ * Heavy modules (the Temporal SDK, pg, the embedded stack) are imported when a command needs them:
+ * `--help` and input that fails validation answer without loading them.
+ */
+
+/** stack.json of the embedded stack, only consulted when the environment does not say where things are. */
+async function stackInfo(): Promise<StackInfo | undefined> {
+  const { readStackInfo } = await import('../embedded/stack.js');
+  return readStackInfo();
+}
 
 /**
  * Where the CLI finds the system: environment variables first (an external deployment), otherwise
  * the embedded stack started by `transfer up` (its stack.json), otherwise a clear error.
  */
 export async function openLedger(): Promise<Ledger> {
+  const { Ledger } = await import('../ledger/ledger.js');
   const fromEnv = ledgerConfig();
   if (fromEnv) return Ledger.connect({ ...fromEnv, poolSize: 4 });
-  const stack = await readStackInfo();
+  const stack = await stackInfo();
   if (!stack) throw new CliError('no ledger configured: start the stack with `npx transfer up` or set LEDGER_SHARD_URLS', EXIT.UNREACHABLE, 'UNREACHABLE');
   return Ledger.connect({ shardUrls: stack.shardUrls, slotMap: parseSlotMap(stack.slotMap, stack.shardUrls.length), poolSize: 4 });
 }
 
 export async function temporalTarget(): Promise<TemporalConfig> {
   if (process.env.TEMPORAL_ADDRESS) return temporalConfig();
-  const stack = await readStackInfo();
+  const stack = await stackInfo();
   if (stack) return { ...temporalConfig(), address: stack.temporalAddress, namespace: stack.namespace, taskQueue: stack.taskQueue };
   return temporalConfig();
 }
@@ -37,11 +49,12 @@ export async function connectionOptions(config: TemporalConfig) {
 
 export async function openClient(): Promise<{ client: Client; config: TemporalConfig; close: () => Promise<void> }> {
   const config = await temporalTarget();
+  const sdk = await import('@temporalio/client');
   let connection: Connection;
   try {
-    connection = await Connection.connect({ ...(await connectionOptions(config)), connectTimeout: '5s' });
+    connection = await sdk.Connection.connect({ ...(await connectionOptions(config)), connectTimeout: '5s' });
   } catch (error) {
     throw new CliError(`Temporal at ${config.address} is unreachable: ${(error as Error).message}`, EXIT.UNREACHABLE, 'UNREACHABLE');
   }
-  return { client: new Client({ connection, namespace: config.namespace }), config, close: () => connection.close() };
+  return { client: new sdk.Client({ connection, namespace: config.namespace }), config, close: () => connection.close() };
 }

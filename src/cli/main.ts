@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerTransferCommands } from './commands/transfers.js';
-import { classify, EXIT, type GlobalOptions } from './output.js';
+import { classify, EXIT, printed, type GlobalOptions } from './output.js';
 
 const program = new Command('transfer')
   .description('Durable money transfers between PostgreSQL ledger shards, coordinated by Temporal')
@@ -20,17 +20,30 @@ for (const command of program.commands) {
   for (const sub of command.commands) sub.exitOverride();
 }
 
+/** --json as typed, even when commander stopped before parsing it (an unknown command, say). */
+function wantsJson(): boolean {
+  if (globals().json) return true;
+  const args = process.argv.slice(2);
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
+}
+
+function fail(exitCode: number, message: string, code?: string): void {
+  if (wantsJson() && !printed.stdout) process.stdout.write(`${JSON.stringify({ error: { message, ...(code ? { code } : {}) } })}\n`);
+  process.exitCode = exitCode;
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    // --help and --version are successes; everything else commander rejects is bad usage.
-    process.exitCode = error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    // --help is a success; everything else commander rejects is bad usage (commander already said why on stderr).
+    if (error.exitCode === 0) process.exitCode = EXIT.OK;
+    else fail(EXIT.USAGE, error.code === 'commander.help' ? 'a command is required (see --help)' : error.message.replace(/^error:\s*/, ''), 'USAGE');
   } else {
     const { exitCode, message, code } = classify(error);
-    if (globals().json) process.stdout.write(`${JSON.stringify({ error: { message, ...(code ? { code } : {}) } })}\n`);
+    fail(exitCode, message, code);
     process.stderr.write(`transfer: ${message}\n`);
     if (globals().verbose && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    process.exitCode = exitCode;
   }
 }

@@ -1,5 +1,8 @@
-import { RefusalError } from '../domain/errors.js';
+import { assertAccountId } from '../domain/accounts.js';
+import { Refusal } from '../domain/codes.js';
+import { RefusalError, TransientError } from '../domain/errors.js';
 import { formatMoney } from '../domain/money.js';
+import { TRANSFER_ID } from '../domain/transfer.js';
 
 /** Exit codes: the contract scripts rely on. */
 export const EXIT = { OK: 0, NOT_COMPLETED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -15,12 +18,17 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
+/** Whether a command already printed its answer: an error after that must not print a second object. */
+export const printed = { stdout: false };
+
 /** One JSON object on stdout with --json; human text otherwise. Diagnostics always go to stderr. */
 export function emit(options: GlobalOptions, json: unknown, human: () => string): void {
+  printed.stdout = true;
   if (options.json) process.stdout.write(`${JSON.stringify(json)}\n`);
   else process.stdout.write(`${human()}\n`);
 }
 
+/** Minor units as "12.34 USD" for people; the raw digits if the currency is unknown. */
 export function money(amount: string, currency: string): string {
   try {
     return formatMoney(BigInt(amount), currency);
@@ -29,16 +37,60 @@ export function money(amount: string, currency: string): string {
   }
 }
 
-const UNREACHABLE = /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|Connection terminated|connect|UNAVAILABLE|deadline exceeded|transport error/i;
+/* Input checks that run before any connection is opened: bad input exits 2 and touches nothing. */
+
+export function checkAccountId(id: string, field = 'account'): string {
+  assertAccountId(id, field);
+  return id;
+}
+
+export function checkTransferId(id: string): string {
+  if (!TRANSFER_ID.test(id)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${JSON.stringify(id)} is invalid (letters, digits, "_.:-", at most 128)`);
+  }
+  return id;
+}
+
+/** The shape of a decimal amount, when the currency (and so the exponent) is only known later. */
+export function checkDecimalSyntax(text: string): string {
+  if (!/^[0-9]+(?:\.[0-9]+)?$/.test(text.trim()) || !/[1-9]/.test(text)) {
+    throw new RefusalError(Refusal.INVALID_AMOUNT, `amount ${JSON.stringify(text)} is not a plain positive decimal number`);
+  }
+  return text;
+}
+
+export function checkPositiveInteger(text: string, name: string, max: number): number {
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new CliError(`${name} must be an integer from 1 to ${max} (got ${JSON.stringify(text)})`, EXIT.USAGE, 'INVALID_INPUT');
+  }
+  return n;
+}
+
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|EAI_AGAIN|Connection terminated|connection timeout|Failed to connect|UNAVAILABLE|deadline exceeded|transport error/i;
+
+function isUnreachable(error: unknown): boolean {
+  for (let e = error as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e instanceof TransientError) return true;
+    if (UNREACHABLE.test(`${String(e.code ?? '')} ${String(e.name ?? '')} ${String(e.message ?? '')}`)) return true;
+  }
+  return false;
+}
 
 /** Maps any error to (exit code, one clear line). */
 export function classify(error: unknown): { exitCode: number; message: string; code?: string } {
-  if (error instanceof CliError) return { exitCode: error.exitCode, message: error.message, ...(error.code ? { code: error.code } : {}) };
-  if (error instanceof RefusalError) return { exitCode: EXIT.USAGE, message: error.message, code: error.code };
+  if (error instanceof CliError) return { exitCode: error.exitCode, message: oneLine(error.message), ...(error.code ? { code: error.code } : {}) };
+  if (error instanceof RefusalError) return { exitCode: EXIT.USAGE, message: oneLine(error.message), code: error.code };
   const e = error as { code?: string; name?: string; message?: string };
-  if (e?.name === 'CommanderError') return { exitCode: EXIT.USAGE, message: e.message ?? 'bad usage' };
-  if (UNREACHABLE.test(`${e?.code ?? ''} ${e?.name ?? ''} ${e?.message ?? ''}`)) {
-    return { exitCode: EXIT.UNREACHABLE, message: `dependency unreachable: ${e?.message ?? e?.code}`, code: 'UNREACHABLE' };
+  if (e?.name === 'CommanderError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'bad usage'), code: 'USAGE' };
+  if (e?.name === 'WorkflowNotFoundError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'transfer not found'), code: 'NOT_FOUND' };
+  if (isUnreachable(error)) {
+    return { exitCode: EXIT.UNREACHABLE, message: oneLine(`dependency unreachable: ${e?.message ?? e?.code}`), code: 'UNREACHABLE' };
   }
-  return { exitCode: EXIT.NOT_COMPLETED, message: e?.message ?? String(error) };
+  return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(e?.message ?? String(error)) };
+}
+
+/** Error messages (gRPC details, driver text) can span lines; the CLI promises one. */
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
 }

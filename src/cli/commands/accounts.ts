@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { AccountStatus } from '../../domain/accounts.js';
-import { parseDecimal } from '../../domain/money.js';
+import { assertCurrency, parseDecimal } from '../../domain/money.js';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { AccountView } from '../../ledger/types.js';
 import { openLedger } from '../context.js';
-import { emit, money, type GlobalOptions } from '../output.js';
+import { checkAccountId, checkDecimalSyntax, emit, money, type GlobalOptions } from '../output.js';
 
 function accountJson(a: AccountView) {
   return { id: a.id, currency: a.currency, status: a.status, shard: a.shard, posted: a.posted, pendingDebits: a.pendingDebits, pendingCredits: a.pendingCredits, overdraftLimit: a.overdraftLimit, available: a.available };
@@ -33,7 +33,10 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
     .requiredOption('--currency <code>', 'ISO 4217 currency, e.g. USD')
     .option('--overdraft <amount>', 'overdraft limit as a decimal amount, e.g. 100.00')
     .action(async (id: string, opts: { currency: string; overdraft?: string }) => {
-      const overdraftLimit = opts.overdraft ? parseDecimal(opts.overdraft, opts.currency) : undefined;
+      // Validate everything before connecting: bad input exits 2 with nothing written.
+      checkAccountId(id);
+      assertCurrency(opts.currency);
+      const overdraftLimit = opts.overdraft === undefined || /^0+(?:\.0+)?$/.test(opts.overdraft.trim()) ? undefined : parseDecimal(opts.overdraft, opts.currency);
       const { account: a, created } = await withLedger((l) => l.openAccount({ id, currency: opts.currency, ...(overdraftLimit ? { overdraftLimit } : {}) }));
       emit(globals(), { ...accountJson(a), created }, () => `${created ? 'opened' : 'already open'}: ${accountLine(a)}`);
     });
@@ -42,6 +45,7 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
     .command('show <id>')
     .description('balances of one account')
     .action(async (id: string) => {
+      checkAccountId(id);
       const a = await withLedger((l) => l.getAccount(id));
       emit(globals(), accountJson(a), () => accountLine(a));
     });
@@ -60,14 +64,17 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
       .description(`${kind === 'deposit' ? 'add money from outside' : 'take money out'} (decimal amount in the account currency)`)
       .option('--key <key>', 'idempotency key (default: a new one; pass one to make a retry safe)')
       .action(async (id: string, amount: string, opts: { key?: string }) => {
+        checkAccountId(id);
+        checkDecimalSyntax(amount); // the exponent check needs the account's currency, below
+        let minor = 0n;
         const a = await withLedger(async (l) => {
           const current = await l.getAccount(id);
-          const minor = parseDecimal(amount, current.currency);
+          minor = parseDecimal(amount, current.currency);
           const input = { key: opts.key ?? `${kind}-${randomUUID()}`, accountId: id, amount: minor, currency: current.currency };
           await (kind === 'deposit' ? l.deposit(input) : l.withdraw(input));
           return l.getAccount(id);
         });
-        emit(globals(), accountJson(a), () => `${kind === 'deposit' ? 'deposited' : 'withdrew'} ${amount} ${a.currency}: ${accountLine(a)}`);
+        emit(globals(), accountJson(a), () => `${kind === 'deposit' ? 'deposited' : 'withdrew'} ${money(minor.toString(), a.currency)}: ${accountLine(a)}`);
       });
   }
 
@@ -81,6 +88,7 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
       .command(`${name} <id>`)
       .description(description)
       .action(async (id: string) => {
+        checkAccountId(id);
         const a = await withLedger((l) => l.setStatus(id, status));
         emit(globals(), accountJson(a), () => `${status}: ${accountLine(a)}`);
       });

@@ -1,19 +1,24 @@
-import { NativeConnection } from '@temporalio/worker';
 import type { Command } from 'commander';
-import { ledgerConfig, temporalConfig } from '../../config.js';
-import { Ledger } from '../../ledger/ledger.js';
-import { createLogger } from '../../observability/logger.js';
-import { resolveDevServer, resolveTestServer } from '../../temporal/binaries.js';
-import { resetStack, stackDir, startEmbeddedStack } from '../../embedded/stack.js';
-import { runWorker } from '../../runtime.js';
-import { connectionOptions } from '../context.js';
-import { runDemo } from '../demo.js';
-import { emit, type GlobalOptions } from '../output.js';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { freePort } from '../../embedded/ports.js';
-import { installRuntime } from '../../observability/runtime.js';
+import { ledgerConfig, temporalConfig } from '../../config.js';
 import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
+import { connectionOptions } from '../context.js';
+import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
+
+// The worker SDK, the embedded stack and the binaries resolver are heavy: each action imports what it runs.
+const load = {
+  worker: () => import('@temporalio/worker'),
+  ledger: () => import('../../ledger/ledger.js'),
+  logger: () => import('../../observability/logger.js'),
+  binaries: () => import('../../temporal/binaries.js'),
+  stack: () => import('../../embedded/stack.js'),
+  runtime: () => import('../../runtime.js'),
+  demo: () => import('../demo.js'),
+  ports: () => import('../../embedded/ports.js'),
+  telemetry: () => import('../../observability/runtime.js'),
+  slots: () => import('../../domain/slots.js'),
+};
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -36,13 +41,16 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .option('--metrics-port <port>', 'preferred Prometheus metrics port (0: off)', '9464')
     .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string }) => {
       const started = Date.now();
+      const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap }, { runWorker }] = await Promise.all([
+        load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
+      ]);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
       await mkdir(stackDir(), { recursive: true });
       const logger = createLogger('transfer-worker', { destination: join(stackDir(), 'worker.log') });
       const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
       installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined);
       const stack = await startEmbeddedStack({ progress: say, taskQueue, temporalPort: Number(opts.port), uiPort: Number(opts.uiPort) });
-      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: (await import('../../domain/slots.js')).parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length) });
+      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length) });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       try {
         await ledger.migrate();
@@ -55,6 +63,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
         if (opts.demo) {
+          const { runDemo } = await load.demo();
           const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, print: (l) => process.stdout.write(`${l}\n`) });
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
@@ -76,22 +85,35 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .description('run a worker against an external Temporal and PostgreSQL (configured by environment variables)')
     .action(async () => {
       const config = ledgerConfig();
-      if (!config) throw new Error('set LEDGER_SHARD_URLS (or DATABASE_URL) to the ledger shard databases');
+      if (!config) throw new CliError('set LEDGER_SHARD_URLS (or DATABASE_URL) to the ledger shard databases', EXIT.USAGE, 'NOT_CONFIGURED');
       const temporal = temporalConfig();
+      const [{ NativeConnection }, { createLogger }, { installRuntime }, { Ledger }, { runWorker }] = await Promise.all([
+        load.worker(), load.logger(), load.telemetry(), load.ledger(), load.runtime(),
+      ]);
       const logger = createLogger('transfer-worker');
-      const runtimeMetrics = process.env.TEMPORAL_METRICS_PORT ?? '9465';
-      installRuntime(logger, runtimeMetrics === '0' ? undefined : `${process.env.METRICS_HOST ?? '0.0.0.0'}:${runtimeMetrics}`);
+      const metricsPort = process.env.METRICS_PORT === undefined || process.env.METRICS_PORT === '' ? 9464 : Number(process.env.METRICS_PORT);
+      if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new CliError(`METRICS_PORT must be a port number or 0 (got ${process.env.METRICS_PORT})`, EXIT.USAGE, 'NOT_CONFIGURED');
       const ledger = Ledger.connect(config);
-      await ledger.migrate();
-      const connection = await NativeConnection.connect(await connectionOptions(temporal));
-      const metricsPort = process.env.METRICS_PORT === undefined ? 9464 : Number(process.env.METRICS_PORT);
-      const running = await runWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, ledger, logger, metricsPort, metricsHost: process.env.METRICS_HOST ?? '0.0.0.0' });
-      logger.info({ address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, shards: config.shardUrls.length, metricsPort: running.metricsPort }, 'worker started');
-      const signal = await Promise.race([interrupted(), running.done.then(() => 'worker stopped')]);
-      logger.info({ signal }, 'shutting down');
-      await running.stop();
-      await ledger.close();
-      await connection.close();
+      let connection: Awaited<ReturnType<typeof NativeConnection.connect>> | undefined;
+      try {
+        await ledger.migrate();
+        // The Temporal runtime keeps the process alive until its last native object is gone: install it
+        // only now, so a ledger that cannot be reached ends the command instead of hanging it.
+        const runtimeMetrics = process.env.TEMPORAL_METRICS_PORT ?? '9465';
+        installRuntime(logger, runtimeMetrics === '0' ? undefined : `${process.env.METRICS_HOST ?? '0.0.0.0'}:${runtimeMetrics}`);
+        connection = await NativeConnection.connect(await connectionOptions(temporal)).catch((error: Error) => {
+          throw new CliError(`Temporal at ${temporal.address} is unreachable: ${error.message}`, EXIT.UNREACHABLE, 'UNREACHABLE');
+        });
+        const running = await runWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, ledger, logger, metricsPort, metricsHost: process.env.METRICS_HOST ?? '0.0.0.0' });
+        logger.info({ address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, shards: config.shardUrls.length, metricsPort: running.metricsPort }, 'worker started');
+        const signal = await Promise.race([interrupted(), running.done.then(() => 'worker stopped')]);
+        logger.info({ signal }, 'shutting down');
+        await running.stop();
+      } finally {
+        // A worker that fails to start must not linger on open pools and connections.
+        await ledger.close().catch(() => undefined);
+        await connection?.close().catch(() => undefined);
+      }
     });
 
   program
@@ -99,6 +121,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .description('find or build the Temporal dev server and time-skipping test server (cached after the first run)')
     .action(async () => {
       const started = Date.now();
+      const { resolveDevServer, resolveTestServer } = await load.binaries();
       const test = await resolveTestServer({ progress: say });
       const dev = await resolveDevServer({ progress: say });
       emit(globals(), { devServer: dev, testServer: test, seconds: (Date.now() - started) / 1000 }, () =>
@@ -110,6 +133,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .command('reset')
     .description('delete the embedded stack data (ledger databases, Temporal history); the stack must be stopped')
     .action(async () => {
+      const { resetStack, stackDir } = await load.stack();
       await resetStack();
       emit(globals(), { removed: stackDir() }, () => `removed ${stackDir()}`);
     });

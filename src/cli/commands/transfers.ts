@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import { approveTransfer, cancelTransfer, describeTransfer, listTransfers, startTransfer, transferResult, type TransferView } from '../../client.js';
+import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
-import { TERMINAL_STATUSES, type TransferResult } from '../../domain/transfer.js';
+import { TERMINAL_STATUSES, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
 import { openClient, openLedger } from '../context.js';
-import { CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
+import { checkAccountId, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
 export function transferJson(v: TransferView | (TransferResult & { id?: string })) {
   const id = 'id' in v && v.id ? v.id : (v as TransferResult).transferId;
@@ -20,12 +21,43 @@ function exitFor(status: string): void {
   if (status !== 'COMPLETED' && (TERMINAL_STATUSES as readonly string[]).includes(status)) process.exitCode = EXIT.NOT_COMPLETED;
 }
 
-async function withClient<T>(fn: (c: Awaited<ReturnType<typeof openClient>>) => Promise<T>): Promise<T> {
+type TransferApi = typeof import('../../client.js');
+
+/** A Temporal client for one command; the SDK and our client module load only here (after validation). */
+async function withClient<T>(fn: (c: Awaited<ReturnType<typeof openClient>> & { api: TransferApi }) => Promise<T>): Promise<T> {
+  const api = await import('../../client.js');
   const c = await openClient();
   try {
-    return await fn(c);
+    return await fn({ ...c, api });
   } finally {
     await c.close();
+  }
+}
+
+const LISTED_STATUSES: readonly TransferStatus[] = ['RUNNING', 'AWAITING_APPROVAL', 'COMPENSATING', ...TERMINAL_STATUSES];
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; message?: string };
+  return e?.name === 'WorkflowNotFoundError' || /not found/i.test(e?.message ?? '');
+}
+
+/** Status from the run's search attribute (no worker needed, unlike a query). */
+async function currentStatus(client: Client, id: string): Promise<string> {
+  const { TransferStatusKey } = await import('../../domain/search-attributes.js');
+  const d = await client.workflow.getHandle(id).describe();
+  return d.typedSearchAttributes.get(TransferStatusKey) ?? (d.status.name === 'RUNNING' ? 'RUNNING' : d.status.name);
+}
+
+/** Signals and updates only make sense for a running transfer: unknown id → exit 2, ended → exit 1. */
+async function mustBeRunning(client: Client, id: string, verb: string): Promise<void> {
+  const { TransferStatusKey } = await import('../../domain/search-attributes.js');
+  const d = await client.workflow.getHandle(id).describe().catch((error: unknown) => {
+    if (isNotFound(error)) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
+    throw error;
+  });
+  if (d.status.name !== 'RUNNING') {
+    const status = d.typedSearchAttributes.get(TransferStatusKey) ?? d.status.name;
+    throw new CliError(`cannot ${verb} ${id}: the transfer already ended ${status}`, EXIT.NOT_COMPLETED, `${verb.toUpperCase()}_REJECTED`);
   }
 }
 
@@ -41,16 +73,21 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .option('--memo <text>', 'free text stored with the transfer')
     .option('--wait', 'wait for the outcome')
     .action(async (opts: { from: string; to: string; amount: string; currency: string; id?: string; memo?: string; wait?: boolean }) => {
+      // Everything is checked before connecting: bad input exits 2 and starts nothing.
       const amount = parseDecimal(opts.amount, opts.currency).toString();
       const transferId = opts.id ?? `tr-${randomUUID()}`;
-      await withClient(async ({ client, config }) => {
-        const started = await startTransfer(client, config.taskQueue, { transferId, from: opts.from, to: opts.to, amount, currency: opts.currency, ...(opts.memo ? { memo: opts.memo } : {}) });
+      const request = { transferId, from: opts.from, to: opts.to, amount, currency: opts.currency, ...(opts.memo !== undefined ? { memo: opts.memo } : {}) };
+      validateTransfer(request, transferId);
+      await withClient(async ({ client, config, api }) => {
+        const started = await api.startTransfer(client, config.taskQueue, request);
         if (!opts.wait) {
-          const json = { id: started.id, status: 'RUNNING', from: opts.from, to: opts.to, amount, currency: opts.currency, started: started.started };
-          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}`);
+          // A new transfer is RUNNING; an existing id answers with where that transfer is now.
+          const status = started.started ? 'RUNNING' : await currentStatus(client, started.id);
+          const json = { id: started.id, status, from: opts.from, to: opts.to, amount, currency: opts.currency, started: started.started };
+          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${opts.from} → ${opts.to}  ${money(amount, opts.currency)}`);
           return;
         }
-        const result = await transferResult(started.handle);
+        const result = await api.transferResult(started.handle);
         const json = transferJson(result);
         emit(globals(), { ...json, started: started.started }, () => transferLine(json));
         exitFor(result.status);
@@ -61,9 +98,10 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .command('status <id>')
     .description('current state of a transfer (status, step, holds, last error)')
     .action(async (id: string) => {
-      await withClient(async ({ client }) => {
-        const view = await describeTransfer(client, id).catch((error: Error) => {
-          if (/not found/i.test(error.message)) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
+      checkTransferId(id);
+      await withClient(async ({ client, api }) => {
+        const view = await api.describeTransfer(client, id).catch((error: Error) => {
+          if (isNotFound(error)) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
           throw error;
         });
         const json = { ...transferJson(view), ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts } : {}), ...(view.result ? { holds: view.result.holds, steps: view.result.steps } : {}) };
@@ -77,12 +115,16 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .description('cancel a transfer that has not started posting; holds are released')
     .option('--reason <text>', 'why')
     .action(async (id: string, opts: { reason?: string }) => {
-      await withClient(async ({ client }) => {
-        const result = await cancelTransfer(client, id, opts.reason).catch((error: Error) => {
+      checkTransferId(id);
+      await withClient(async ({ client, api }) => {
+        await mustBeRunning(client, id, 'cancel');
+        const result = await api.cancelTransfer(client, id, opts.reason).catch(async (error: Error) => {
+          await mustBeRunning(client, id, 'cancel'); // it may have ended meanwhile: say so plainly
           throw new CliError(`cannot cancel ${id}: ${error.cause instanceof Error ? error.cause.message : error.message}`, EXIT.NOT_COMPLETED, 'CANCEL_REJECTED');
         });
         const json = transferJson(result);
         emit(globals(), json, () => transferLine(json));
+        if (result.status !== 'CANCELLED') process.exitCode = EXIT.NOT_COMPLETED; // the cancel did not take
       });
     });
 
@@ -91,8 +133,10 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .description('approve a transfer waiting for approval')
     .option('--by <name>', 'who approves')
     .action(async (id: string, opts: { by?: string }) => {
-      await withClient(async ({ client }) => {
-        await approveTransfer(client, id, opts.by);
+      checkTransferId(id);
+      await withClient(async ({ client, api }) => {
+        await mustBeRunning(client, id, 'approve');
+        await api.approveTransfer(client, id, opts.by);
         emit(globals(), { id, approved: true }, () => `approval sent to ${id}`);
       });
     });
@@ -100,12 +144,17 @@ export function registerTransferCommands(program: Command, globals: () => Global
   program
     .command('list')
     .description('transfers from Temporal visibility, filtered by search attributes')
-    .option('--status <status>', 'RUNNING, AWAITING_APPROVAL, COMPLETED, FAILED, COMPENSATED, CANCELLED')
+    .option('--status <status>', LISTED_STATUSES.join(', '))
     .option('--account <id>', 'transfers from or to this account')
     .option('--limit <n>', 'at most this many', '50')
     .action(async (opts: { status?: string; account?: string; limit: string }) => {
-      await withClient(async ({ client }) => {
-        const items = await listTransfers(client, { ...(opts.status ? { status: opts.status } : {}), ...(opts.account ? { account: opts.account } : {}), limit: Number(opts.limit) });
+      if (opts.status !== undefined && !(LISTED_STATUSES as readonly string[]).includes(opts.status)) {
+        throw new CliError(`--status must be one of ${LISTED_STATUSES.join(', ')} (got ${JSON.stringify(opts.status)})`, EXIT.USAGE, 'INVALID_INPUT');
+      }
+      if (opts.account !== undefined) checkAccountId(opts.account);
+      const limit = checkPositiveInteger(opts.limit, '--limit', 1000);
+      await withClient(async ({ client, api }) => {
+        const items = await api.listTransfers(client, { ...(opts.status ? { status: opts.status } : {}), ...(opts.account ? { account: opts.account } : {}), limit });
         emit(globals(), { items: items.map(transferJson) }, () => (items.length ? items.map((i) => transferLine(transferJson(i))).join('\n') : 'no transfers'));
       });
     });
