@@ -33,7 +33,8 @@ export interface StackInfo {
 
 export interface EmbeddedStack {
   info: StackInfo;
-  postgres: RunningPostgres;
+  /** The embedded PostgreSQL, or undefined when the ledger lives on external servers. */
+  postgres?: RunningPostgres;
   env: TestWorkflowEnvironment;
   nativeConnection: NativeConnection;
   client: Client;
@@ -64,7 +65,14 @@ export async function resetStack(): Promise<void> {
   await rm(stackDir(), { recursive: true, force: true });
 }
 
-export async function startEmbeddedStack(options: { progress: Progress; taskQueue: string; temporalPort?: number; uiPort?: number }): Promise<EmbeddedStack> {
+export async function startEmbeddedStack(options: {
+  progress: Progress;
+  taskQueue: string;
+  temporalPort?: number;
+  uiPort?: number;
+  /** LEDGER_SHARD_URLS / DATABASE_URL: use these databases instead of starting PostgreSQL. */
+  external?: { shardUrls: string[]; slotMap: string };
+}): Promise<EmbeddedStack> {
   const { progress } = options;
   const running = await readStackInfo();
   if (running && running.pid !== process.pid) {
@@ -75,13 +83,19 @@ export async function startEmbeddedStack(options: { progress: Progress; taskQueu
   const server = await resolveDevServer({ progress });
   progress(`Temporal dev server: ${server.path ?? 'SDK download'} (${server.source})`);
 
-  progress('starting PostgreSQL (embedded)…');
   const databases = Array.from({ length: SHARD_COUNT }, (_, i) => shardDatabase(i));
-  const postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases, log: (l) => progress(`  ${l}`) });
+  let postgres: RunningPostgres | undefined;
+  if (options.external) {
+    progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
+  } else {
+    progress('starting PostgreSQL (embedded)…');
+    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases, log: (l) => progress(`  ${l}`) });
+  }
+  const taken = postgres ? [postgres.port] : [];
   let env: TestWorkflowEnvironment | undefined;
   try {
-    const port = await freePort(options.temporalPort ?? 7233, [postgres.port]);
-    const uiPort = await freePort(options.uiPort ?? 8233, [postgres.port, port]);
+    const port = await freePort(options.temporalPort ?? 7233, taken);
+    const uiPort = await freePort(options.uiPort ?? 8233, [...taken, port]);
     progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
     env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({
       server: {
@@ -103,8 +117,8 @@ export async function startEmbeddedStack(options: { progress: Progress; taskQueu
       namespace: 'default',
       taskQueue: options.taskQueue,
       webUi: `http://127.0.0.1:${uiPort}`,
-      shardUrls: databases.map((db) => postgres.url(db)),
-      slotMap: formatSlotMap(evenSlotMap(SHARD_COUNT)),
+      shardUrls: options.external?.shardUrls ?? databases.map((db) => postgres!.url(db)),
+      slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
     const started = env;
@@ -117,12 +131,12 @@ export async function startEmbeddedStack(options: { progress: Progress; taskQueu
       async stop() {
         await rm(stackFile(), { force: true });
         await started.teardown();
-        await postgres.stop();
+        await postgres?.stop();
       },
     };
   } catch (error) {
     await env?.teardown().catch(() => undefined);
-    await postgres.stop();
+    await postgres?.stop();
     throw error;
   }
 }

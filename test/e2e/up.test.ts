@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
+import { createTestLedger } from '../support/ledger.js';
 
 /**
  * The README's main command as a user runs it: `transfer up`, in its own data directory and on
@@ -105,5 +106,25 @@ describe('transfer up (the embedded stack)', () => {
     expect(stderr).toContain('SIGINT: shutting down');
     expect(await processesUsing(dataDir)).toEqual([]);
     for (const port of [p.port, p.ui, p.metrics]) expect(await isPortFree(port), `port ${port}`).toBe(true);
+  });
+
+  it('uses external PostgreSQL shards when LEDGER_SHARD_URLS is set', async () => {
+    const external = await createTestLedger();
+    const dir = await mkdtemp(join(tmpdir(), 'transfer-up-ext-'));
+    try {
+      const p = await ports();
+      const run = start(['up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', '0'], {
+        TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1', LEDGER_SHARD_URLS: external.urls.join(','),
+      });
+      const { code, stdout, stderr } = await run.done;
+      expect(code, stderr).toBe(0);
+      expect(stderr).toContain('PostgreSQL    external (2 shards)');
+      expect(stdout).toContain('Ledger verify: ok');
+      expect(existsSync(join(dir, 'embedded', 'postgres'))).toBe(false);
+      expect((await external.ledger.getAccount('demo-savings')).posted).toBe('12500');
+    } finally {
+      await external.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

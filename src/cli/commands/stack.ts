@@ -41,7 +41,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .option('--metrics-port <port>', 'preferred Prometheus metrics port (0: off)', '9464')
     .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string }) => {
       const started = Date.now();
-      const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap }, { runWorker }] = await Promise.all([
+      const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
@@ -49,7 +49,15 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const logger = createLogger('transfer-worker', { destination: join(stackDir(), 'worker.log') });
       const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
       installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined);
-      const stack = await startEmbeddedStack({ progress: say, taskQueue, temporalPort: Number(opts.port), uiPort: Number(opts.uiPort) });
+      // LEDGER_SHARD_URLS / DATABASE_URL switch the ledger to external PostgreSQL servers.
+      const external = ledgerConfig();
+      const stack = await startEmbeddedStack({
+        progress: say,
+        taskQueue,
+        temporalPort: Number(opts.port),
+        uiPort: Number(opts.uiPort),
+        ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
+      });
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length) });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       try {
@@ -58,7 +66,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
         say(`  Web UI        ${stack.info.webUi}`);
-        say(`  PostgreSQL    127.0.0.1:${stack.postgres.port} (${stack.info.shardUrls.length} shards)`);
+        say(`  PostgreSQL    ${stack.postgres ? `127.0.0.1:${stack.postgres.port}` : 'external'} (${stack.info.shardUrls.length} shards)`);
         if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
         say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
