@@ -10,7 +10,7 @@ import { uniqueTaskQueue } from '../support/temporal.js';
  * server and two fresh ledger shards, with `transfer worker` running in its own process. Every
  * command is asserted on its exit code and (with --json) on the one JSON object it prints.
  */
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 let t: TestLedger;
 let worker: CliWorker | undefined;

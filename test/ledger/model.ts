@@ -107,7 +107,7 @@ export async function setupWorld(ledger: Ledger, clock: TestClock, prefix: strin
   const w: World = { ledger, clock, prefix, accounts, rec };
   await Promise.all(accounts.map((id, i) => rec.call({ kind: 'open', key: '', variant: 'main', account: id }, () =>
     ledger.openAccount({ id, currency: CURRENCY, overdraftLimit: i === 3 ? 1_000 : 0 }))));
-  await Promise.all(funding.map((amount, i) => amount > 0 && rec.call({ kind: 'deposit', key: `${prefix}-fund${i}`, variant: 'main', account: accounts[i]!, amount }, () =>
+  await Promise.all(funding.map((amount, i) => amount <= 0 ? Promise.resolve() : rec.call({ kind: 'deposit', key: `${prefix}-fund${i}`, variant: 'main', account: accounts[i]!, amount }, () =>
     ledger.deposit({ key: `${prefix}-fund${i}`, accountId: accounts[i]!, amount: String(amount), currency: CURRENCY }))));
   return w;
 }
