@@ -96,8 +96,9 @@ export function installChromium(): Promise<string | undefined> {
     const deadline = Date.now() + INSTALL_TIMEOUT_MS;
     say('no Chromium found; installing Debian\'s package: apt-get install -y chromium');
     let result = await runWithProgress('apt-get', ['install', '-y', 'chromium'], deadline - Date.now());
-    if (result.code !== 0 && !result.timedOut && MISSING_PACKAGE.test(result.output)) {
-      say('the package lists do not have it: apt-get update, then install again');
+    // Missing from the lists, or the lists are stale (404 on a package file): refresh, then again.
+    if (result.code !== 0 && !result.timedOut) {
+      say(MISSING_PACKAGE.test(result.output) ? 'the package lists do not have it: apt-get update, then install again' : 'install failed: apt-get update, then install again');
       const update = await runWithProgress('apt-get', ['update'], deadline - Date.now());
       if (update.code === 0) result = await runWithProgress('apt-get', ['install', '-y', 'chromium'], deadline - Date.now());
       else result = update;
