@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Refusal } from '../../src/domain/codes.js';
-import { RefusalError } from '../../src/domain/errors.js';
+import { refusalCode as refusal } from '../support/refusals.js';
 import { formatDecimal, formatMoney, MAX_AMOUNT, parseDecimal, parseMinorUnits } from '../../src/domain/money.js';
-
-function refusal(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof RefusalError ? error.code : `not a refusal: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe('money', () => {
   it('converts decimal text exactly with the currency exponent', () => {

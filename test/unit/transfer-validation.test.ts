@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Refusal } from '../../src/domain/codes.js';
 import { RefusalError } from '../../src/domain/errors.js';
+import { refusalCode as refusal } from '../support/refusals.js';
 import { validateTransfer } from '../../src/domain/transfer.js';
-
-function refusal(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof RefusalError ? error.code : `not a refusal: ${String(error)}`;
-  }
-  return undefined;
-}
 
 const valid = { transferId: 'tr-1', from: 'alice', to: 'bob', amount: '1250', currency: 'USD' };
 
