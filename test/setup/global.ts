@@ -9,6 +9,7 @@ import { temporal } from '@temporalio/proto';
 import { migrate } from '../../src/db/migrate.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../../src/domain/search-attributes.js';
 import { startEmbeddedPostgres } from '../../src/embedded/postgres.js';
+import { signalChildrenOnExit } from '../../src/embedded/children.js';
 import { resolveDevServer, resolveTestServer } from '../../src/temporal/binaries.js';
 import { startWithRetry } from '../../src/temporal/start-retry.js';
 import { WORKFLOWS_PATH } from '../../src/worker.js';
@@ -43,6 +44,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const [testServer, devServer] = [await resolveTestServer({ progress: say }), await resolveDevServer({ progress: say })];
 
   const postgres = await startEmbeddedPostgres({ dir: join(runDir, 'postgres'), databases: [TEMPLATE_DB], ephemeral: true });
+  // vitest exits within a millisecond on SIGINT/SIGTERM, skipping the teardown below: the servers
+  // are then stopped by their pids as the process exits (PostgreSQL with a fast shutdown).
+  signalChildrenOnExit((pid) => (pid === postgres.pid ? 'SIGINT' : 'SIGTERM'));
   const pool = new pg.Pool({ connectionString: postgres.url(TEMPLATE_DB), max: 1 });
   await migrate(pool);
   await pool.end();
