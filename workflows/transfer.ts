@@ -50,7 +50,11 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   const reservePhase = new wf.CancellationScope();
 
   wf.setHandler(statusQuery, () => state);
-  wf.setHandler(approveSignal, () => void (approved = true));
+  let approvedBy: string | undefined;
+  wf.setHandler(approveSignal, (request) => {
+    approved = true;
+    approvedBy = typeof request?.by === 'string' ? request.by.slice(0, 100) : undefined;
+  });
   wf.setHandler(
     cancelUpdate,
     async (request: CancelRequest) => {
@@ -140,7 +144,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
         : { type: Refusal.CANCELLED, message: cancelReason ?? 'workflow cancelled', refusal: false, cancelled: true };
       return finish('CANCELLED', failure, base);
     }
-    record('approval', undefined, startedAt, 'ok');
+    record('approval', undefined, startedAt, 'ok', approvedBy ? `approved by ${approvedBy}` : 'approved');
     setStatus('RUNNING');
   }
 

@@ -82,6 +82,7 @@ describe('control: cancel before reserving and while posting, approval', () => {
     });
     expect(result.status).toBe('COMPLETED');
     expect(result.steps.map((s) => s.step)).toEqual(['approval', 'reserve-debit', 'reserve-credit', 'post-debit', 'post-credit']);
+    expect(result.steps[0]).toMatchObject({ outcome: 'ok', detail: 'approved by risk-team' });
     await expectBalances(t.ledger, { [from]: { posted: '50000' }, [to]: { posted: '50000' } });
   });
 
