@@ -1,12 +1,13 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { NativeConnection } from '@temporalio/worker';
-import type { Client } from '@temporalio/client';
+import { TestWorkflowEnvironment, type EphemeralServerExecutable } from '@temporalio/testing';
+import { NativeConnection } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
 import { startWithRetry } from '../temporal/start-retry.js';
+import { startDevServer } from '../temporal/dev-server.js';
 import { dataDir } from './paths.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
@@ -35,7 +36,6 @@ export interface EmbeddedStack {
   info: StackInfo;
   /** The embedded PostgreSQL, or undefined when the ledger lives on external servers. */
   postgres?: RunningPostgres;
-  env: TestWorkflowEnvironment;
   nativeConnection: NativeConnection;
   client: Client;
   stop(): Promise<void>;
@@ -92,24 +92,12 @@ export async function startEmbeddedStack(options: {
     postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases, log: (l) => progress(`  ${l}`) });
   }
   const taken = postgres ? [postgres.port] : [];
-  let env: TestWorkflowEnvironment | undefined;
+  let temporal: TemporalHandle | undefined;
   try {
     const port = await freePort(options.temporalPort ?? 7233, taken);
     const uiPort = await freePort(options.uiPort ?? 8233, [...taken, port]);
     progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
-    env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: server.executable,
-        ip: '127.0.0.1',
-        port,
-        ui: true,
-        uiPort,
-        namespace: 'default',
-        dbFilename: join(dir, 'temporal.sqlite'),
-        searchAttributes: TRANSFER_SEARCH_ATTRIBUTES,
-        log: { format: 'json', level: 'warn' },
-      },
-    }), 4, progress);
+    temporal = await startTemporal(server.executable, { port, uiPort, dbFilename: join(dir, 'temporal.sqlite'), logFile: join(dir, 'temporal.log'), progress });
     const info: StackInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),
@@ -121,22 +109,63 @@ export async function startEmbeddedStack(options: {
       slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
-    const started = env;
+    const started = temporal;
     return {
       info,
       postgres,
-      env: started,
       nativeConnection: started.nativeConnection,
       client: started.client,
       async stop() {
         await rm(stackFile(), { force: true });
-        await started.teardown();
+        await started.stop();
         await postgres?.stop();
       },
     };
   } catch (error) {
-    await env?.teardown().catch(() => undefined);
+    await temporal?.stop().catch(() => undefined);
     await postgres?.stop();
     throw error;
   }
+}
+
+interface TemporalHandle {
+  nativeConnection: NativeConnection;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * A binary we have a path to runs as our own child (output to temporal.log, stopped by pid); the
+ * SDK's download route runs through the SDK's ephemeral-server support.
+ */
+async function startTemporal(
+  executable: EphemeralServerExecutable,
+  o: { port: number; uiPort: number; dbFilename: string; logFile: string; progress: Progress },
+): Promise<TemporalHandle> {
+  if (executable.type === 'existing-path') {
+    const server = await startDevServer({ path: executable.path, ip: '127.0.0.1', port: o.port, uiPort: o.uiPort, dbFilename: o.dbFilename, namespace: 'default', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, logFile: o.logFile });
+    try {
+      const nativeConnection = await NativeConnection.connect({ address: server.address });
+      const connection = await Connection.connect({ address: server.address });
+      return {
+        nativeConnection,
+        client: new Client({ connection, namespace: 'default' }),
+        async stop() {
+          await connection.close().catch(() => undefined);
+          await nativeConnection.close().catch(() => undefined);
+          await server.stop();
+        },
+      };
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+  }
+  const env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({
+    server: {
+      executable, ip: '127.0.0.1', port: o.port, ui: true, uiPort: o.uiPort, namespace: 'default',
+      dbFilename: o.dbFilename, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'warn' },
+    },
+  }), 4, o.progress);
+  return { nativeConnection: env.nativeConnection, client: env.client, stop: () => env.teardown() };
 }

@@ -113,13 +113,16 @@ describe('transfer up (the embedded stack)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'transfer-up-ext-'));
     try {
       const p = await ports();
-      const run = start(['up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', '0'], {
+      const run = start(['--json', 'up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', '0'], {
         TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1', LEDGER_SHARD_URLS: external.urls.join(','),
       });
       const { code, stdout, stderr } = await run.done;
       expect(code, stderr).toBe(0);
       expect(stderr).toContain('PostgreSQL    external (2 shards)');
-      expect(stdout).toContain('Ledger verify: ok');
+      expect(stderr).toContain('Ledger verify: ok');
+      // --json: the demo's report goes to stderr and stdout is exactly one JSON object.
+      const report = JSON.parse(stdout) as { items: { status: string; reason?: string }[] };
+      expect(report.items.map((i) => [i.status, i.reason])).toEqual([['COMPLETED', undefined], ['FAILED', 'INSUFFICIENT_FUNDS'], ['COMPENSATED', 'ACCOUNT_FROZEN']]);
       expect(existsSync(join(dir, 'embedded', 'postgres'))).toBe(false);
       expect((await external.ledger.getAccount('demo-savings')).posted).toBe('12500');
     } finally {

@@ -72,7 +72,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
         if (opts.demo) {
           const { runDemo } = await load.demo();
-          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, print: (l) => process.stdout.write(`${l}\n`) });
+          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
