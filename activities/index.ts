@@ -24,7 +24,6 @@ export interface ActivityObserver {
 
 export interface ActivityDeps {
   ledger: Ledger;
-  clock?: () => Date;
   log?: ActivityLogger;
   observer?: ActivityObserver;
   policy: (currency: string) => TransferPolicy;

@@ -17,7 +17,6 @@ export interface TransferWorkerOptions {
   policy: (currency: string) => TransferPolicy;
   logger?: Logger;
   metrics?: TransferMetrics;
-  clock?: () => Date;
   /** A pre-built workflow bundle (tests build it once per run); default: bundle workflows/ at start. */
   workflowBundle?: { codePath: string } | { code: string };
   /** Extra worker options (tests shorten shutdown, etc.). */
@@ -47,7 +46,6 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
     activities: (options.wrapActivities ?? ((a) => a))(createActivities({
       ledger: options.ledger,
       policy: options.policy,
-      ...(options.clock ? { clock: options.clock } : {}),
       ...(logger ? { log: { info: (f, m) => logger.info(f, m), warn: (f, m) => logger.warn(f, m) } } : {}),
       ...(metrics ? { observer: metrics } : {}),
     })),

@@ -1,4 +1,4 @@
-import { homedir, userInfo } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -22,8 +22,4 @@ export function dataDir(): string {
   if (isRoot()) return '/var/lib/durable-transfer';
   const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
   return join(base, 'durable-transfer');
-}
-
-export function currentUser(): string {
-  return userInfo().username;
 }

@@ -7,6 +7,7 @@ import { idempotent } from './barrier.js';
 import {
   appendEntry,
   assertActive,
+  assertCurrencyMatches,
   ensureSystemAccounts,
   isAvailabilityViolation,
   lockAccount,
@@ -84,11 +85,7 @@ async function externalMovement(ctx: ShardContext, input: Movement, kind: 'depos
       const at = ctx.clock();
       const account = await lockAccount(client, input.accountId);
       assertActive(account);
-      if (account.currency !== input.currency) {
-        throw new RefusalError(Refusal.CURRENCY_MISMATCH, `account ${account.id} holds ${account.currency}, not ${input.currency}`, {
-          account: account.id,
-        });
-      }
+      assertCurrencyMatches(account, input.currency);
       const signed = kind === 'deposit' ? input.amount : -input.amount;
       try {
         await client.query('SAVEPOINT balance');

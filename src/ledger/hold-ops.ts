@@ -100,6 +100,12 @@ async function lockHold(client: pg.PoolClient, holdKey: string, accountId?: stri
   return hold;
 }
 
+async function lockExistingHold(client: pg.PoolClient, input: HoldRef): Promise<HoldRow> {
+  const hold = await lockHold(client, input.holdKey, input.accountId);
+  if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
+  return hold;
+}
+
 /** Compare-and-set on the hold's state: only a pending hold moves, and only once. */
 async function resolveHold(client: pg.PoolClient, shard: number, hold: HoldRow, state: 'posted' | 'voided' | 'expired', by: string, at: Date): Promise<HoldView> {
   const { rows } = await client.query<HoldRow>(
@@ -131,8 +137,7 @@ export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResu
   const result = await withTransaction(ctx.pool, (client) =>
     idempotent(client, input.key, 'post', { hold: input.holdKey }, async () => {
       const at = ctx.clock();
-      const hold = await lockHold(client, input.holdKey, input.accountId);
-      if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
+      const hold = await lockExistingHold(client, input);
       if (hold.state !== 'pending') refuseResolved(hold, 'post');
       if (hold.expires_at.getTime() <= at.getTime()) {
         // Expired but not yet swept: release it here and keep that, then refuse the post.
@@ -211,8 +216,7 @@ export async function refund(ctx: ShardContext, input: HoldRef): Promise<EntryRe
   const result = await withTransaction(ctx.pool, (client) =>
     idempotent(client, input.key, 'refund', { hold: input.holdKey }, async () => {
       const at = ctx.clock();
-      const hold = await lockHold(client, input.holdKey, input.accountId);
-      if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
+      const hold = await lockExistingHold(client, input);
       if (hold.side !== 'debit' || hold.state !== 'posted') {
         throw new RefusalError(Refusal.HOLD_NOT_POSTED, `only a posted debit hold can be refunded (${hold.key} is a ${hold.state} ${hold.side})`, { hold: hold.key });
       }

@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { assertAccountId, type AccountStatus } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
@@ -26,14 +25,10 @@ export interface LedgerOptions {
  * nothing), then runs as one short transaction on exactly one shard, chosen by the account's slot.
  */
 export class Ledger {
-  readonly shards: ShardContext[];
-
   constructor(
-    shards: ShardContext[],
+    readonly shards: ShardContext[],
     readonly slotMap: readonly SlotRange[],
-  ) {
-    this.shards = shards;
-  }
+  ) {}
 
   static connect(options: LedgerOptions): Ledger {
     const clock = options.clock ?? (() => new Date());
@@ -164,5 +159,3 @@ function assertKey(key: unknown): asserts key is string {
     throw new RefusalError(Refusal.INVALID_INPUT, 'idempotency key must be a non-empty string of at most 200 characters');
   }
 }
-
-export type { pg };

@@ -69,28 +69,31 @@ export function canDownload(offline = process.env.TEMPORAL_OFFLINE === '1'): Pro
 const existingPath = (path: string): EphemeralServerExecutable => ({ type: 'existing-path', path });
 const sdkDownload = (): EphemeralServerExecutable => ({ type: 'cached-download', downloadDir: join(cacheDir(), 'sdk-download') });
 
-export async function resolveDevServer(options: ResolveOptions = {}): Promise<ResolvedServer> {
-  const explicit = process.env.TEMPORAL_CLI_PATH;
+interface ServerSpec {
+  envVar: string;
+  binary: string;
+  cachePath: () => string;
+  build: (target: string, progress: Progress) => Promise<void>;
+}
+
+async function resolveServer(spec: ServerSpec, options: ResolveOptions): Promise<ResolvedServer> {
+  const explicit = process.env[spec.envVar];
   if (explicit) return { executable: existingPath(explicit), source: 'env', path: explicit };
-  const found = onPath('temporal');
+  const found = onPath(spec.binary);
   if (found) return { executable: existingPath(found), source: 'path', path: found };
-  const cached = cliCachePath();
+  const cached = spec.cachePath();
   if (existsSync(cached)) return { executable: existingPath(cached), source: 'cache', path: cached };
   if (await canDownload(options.offline)) return { executable: sdkDownload(), source: 'download' };
-  await buildCli(cached, options.progress ?? (() => undefined));
+  await spec.build(cached, options.progress ?? (() => undefined));
   return { executable: existingPath(cached), source: 'build', path: cached };
 }
 
-export async function resolveTestServer(options: ResolveOptions = {}): Promise<ResolvedServer> {
-  const explicit = process.env.TEMPORAL_TEST_SERVER_PATH;
-  if (explicit) return { executable: existingPath(explicit), source: 'env', path: explicit };
-  const found = onPath('temporal-test-server');
-  if (found) return { executable: existingPath(found), source: 'path', path: found };
-  const cached = testServerCachePath();
-  if (existsSync(cached)) return { executable: existingPath(cached), source: 'cache', path: cached };
-  if (await canDownload(options.offline)) return { executable: sdkDownload(), source: 'download' };
-  await fetchTestServer(cached, options.progress ?? (() => undefined));
-  return { executable: existingPath(cached), source: 'build', path: cached };
+export function resolveDevServer(options: ResolveOptions = {}): Promise<ResolvedServer> {
+  return resolveServer({ envVar: 'TEMPORAL_CLI_PATH', binary: 'temporal', cachePath: cliCachePath, build: buildCli }, options);
+}
+
+export function resolveTestServer(options: ResolveOptions = {}): Promise<ResolvedServer> {
+  return resolveServer({ envVar: 'TEMPORAL_TEST_SERVER_PATH', binary: 'temporal-test-server', cachePath: testServerCachePath, build: fetchTestServer }, options);
 }
 
 async function requireTool(tool: string, args: string[], install: string): Promise<void> {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
+import { waitFor } from '../support/control.js';
 import { createTestLedger } from '../support/ledger.js';
 
 /**
@@ -47,14 +48,6 @@ async function processesUsing(dir: string): Promise<number[]> {
     if (cmdline.includes(dir)) pids.push(Number(entry));
   }
   return pids;
-}
-
-async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('transfer up (the embedded stack)', () => {

@@ -37,7 +37,7 @@ export async function fenced(ledger: Ledger, account: string, transferId: string
   return rows[0]?.state === 'cancelled' && (await ledger.transferRecords(transferId)).holds.every((h) => h.state !== 'pending');
 }
 
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not reached in time');
