@@ -2,6 +2,7 @@ import { evenSlotMap, parseSlotMap, type SlotRange } from './domain/slots.js';
 import type { TransferPolicy } from './domain/transfer.js';
 import { parseMinorUnits } from './domain/money.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
+import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './db/transaction.js';
 
 /**
  * Configuration comes from the environment only (12-factor): the same variables drive the embedded
@@ -73,4 +74,25 @@ function positive(value: string | undefined, fallback: number, name: string): nu
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer (got ${value})`);
   return n;
+}
+
+/**
+ * Activities a worker runs at once (TRANSFER_ACTIVITY_SLOTS, default 20). Each holds one ledger
+ * connection on one shard while it runs, so every shard's pool gets that many connections, plus
+ * two for the expiry sweeper and reads: a step never waits for a connection its own worker hogs.
+ */
+export function activitySlotsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  return positive(env.TRANSFER_ACTIVITY_SLOTS, 20, 'TRANSFER_ACTIVITY_SLOTS');
+}
+
+/** Ledger connection settings (timeouts in ms; see README "Configuration"). */
+export function poolSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): PoolSettings {
+  const d = DEFAULT_POOL_SETTINGS;
+  return {
+    max: activitySlotsFromEnv(env) + 2,
+    acquireTimeoutMs: positive(env.LEDGER_ACQUIRE_TIMEOUT_MS, d.acquireTimeoutMs, 'LEDGER_ACQUIRE_TIMEOUT_MS'),
+    statementTimeoutMs: positive(env.LEDGER_STATEMENT_TIMEOUT_MS, d.statementTimeoutMs, 'LEDGER_STATEMENT_TIMEOUT_MS'),
+    lockTimeoutMs: positive(env.LEDGER_LOCK_TIMEOUT_MS, d.lockTimeoutMs, 'LEDGER_LOCK_TIMEOUT_MS'),
+    idleInTransactionTimeoutMs: positive(env.LEDGER_IDLE_IN_TRANSACTION_TIMEOUT_MS, d.idleInTransactionTimeoutMs, 'LEDGER_IDLE_IN_TRANSACTION_TIMEOUT_MS'),
+  };
 }

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import { policyFromEnv } from './config.js';
+import { activitySlotsFromEnv, policyFromEnv } from './config.js';
 import type { Ledger } from './ledger/ledger.js';
 import type { Logger } from './observability/logger.js';
 import { TransferMetrics } from './observability/metrics.js';
@@ -35,6 +35,7 @@ export async function runWorker(options: {
     policy: policyFromEnv(),
     logger: options.logger,
     metrics,
+    overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv() },
   });
   let server: Server | undefined;
   let metricsPort: number | undefined;
@@ -50,7 +51,7 @@ export async function runWorker(options: {
     ...(metricsPort ? { metricsPort } : {}),
     done,
     async stop() {
-      stopSweeper();
+      await stopSweeper();
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done;
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));

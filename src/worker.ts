@@ -56,26 +56,34 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
 
 /**
  * Releases holds nobody will post (their workflow is gone for longer than the hold lives). Runs in
- * every worker; jitter keeps workers from sweeping in lockstep, SKIP LOCKED keeps them apart.
+ * every worker; jitter keeps workers from sweeping in lockstep, SKIP LOCKED keeps them apart. The
+ * returned stop waits for a sweep in progress, so the pools it uses are closed only after it.
  */
-export function startSweeper(ledger: Ledger, logger?: Logger, everyMs = 15_000): () => void {
+export function startSweeper(ledger: Ledger, logger?: Logger, everyMs = 15_000, afterSweep?: () => Promise<void>): () => Promise<void> {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  const tick = async () => {
+  let running: Promise<void> = Promise.resolve();
+  const sweep = async () => {
     try {
       for (const result of await ledger.sweepExpired()) {
         for (const hold of result.expired) {
           logger?.warn({ transferId: hold.transferId, hold: hold.key, account: hold.accountId, amount: hold.amount }, 'hold expired and released');
         }
       }
+      await afterSweep?.();
     } catch (error) {
       logger?.warn({ err: (error as Error).message }, 'sweep failed; will retry');
     }
-    if (!stopped) timer = setTimeout(tick, everyMs * (0.75 + Math.random() * 0.5));
+  };
+  const tick = () => {
+    running = sweep().finally(() => {
+      if (!stopped) timer = setTimeout(tick, everyMs * (0.75 + Math.random() * 0.5));
+    });
   };
   timer = setTimeout(tick, everyMs * Math.random());
-  return () => {
+  return async () => {
     stopped = true;
     if (timer) clearTimeout(timer);
+    await running;
   };
 }

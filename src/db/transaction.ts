@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { TransientError } from '../domain/errors.js';
+import { RefusalError, TransientError } from '../domain/errors.js';
 
 // bigint columns come back as digit strings by default; amounts are parsed with BigInt explicitly at
 // the edge, never through Number.
@@ -12,6 +12,8 @@ const RETRYABLE_SQLSTATES: Record<string, string> = {
   '40001': 'serialization failure: a concurrent transaction won; rerun',
   '40P01': 'deadlock detected: PostgreSQL aborted one side; rerun',
   '55P03': 'lock not available (lock_timeout)',
+  '57014': 'statement cancelled (statement_timeout)',
+  '25P03': 'idle-in-transaction timeout: the server ended a stalled transaction',
   '57P01': 'admin shutdown: the server is restarting',
   '57P02': 'crash shutdown',
   '57P03': 'cannot connect now: the server is starting up',
@@ -30,8 +32,8 @@ export function isTransientDbError(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | undefined;
   if (!e) return false;
   if (e.code && (e.code in RETRYABLE_SQLSTATES || RETRYABLE_SOCKET_ERRORS.has(e.code))) return true;
-  // node-postgres reports a dropped socket without a code.
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? '');
+  // node-postgres reports a dropped socket, and a pool that had no free client in time, without a code.
+  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable|Connection ended unexpectedly/i.test(e.message ?? '');
 }
 
 /** Re-types transient faults so callers (activities) can tell them from bugs without knowing pg. */
@@ -47,32 +49,86 @@ export function classifyDbError(error: unknown): unknown {
  * client released in `finally` whatever happens (a leaked client would starve the pool).
  */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client, broken) => {
+    await client.query('BEGIN');
+    try {
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      // A client whose connection died cannot roll back (the server already did): drop it.
+      await client.query('ROLLBACK').catch((rollbackError: Error) => broken(rollbackError));
+      throw error;
+    }
+  });
+}
+
+/**
+ * A checked-out client, released in `finally`. While it is out of the pool nobody else listens to
+ * it: a connection PostgreSQL drops between two statements (a restart, a killed backend) would emit
+ * an 'error' event with no listener, which Node turns into an uncaught exception that ends the
+ * worker. We listen for it, fail this call with a retryable fault, and release the client as broken
+ * so the pool discards it instead of handing a dead connection to the next caller.
+ */
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broken: (error: Error) => void) => Promise<T>): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
   } catch (error) {
     throw classifyDbError(error);
   }
-  let broken: Error | undefined;
+  let lost: Error | undefined;
+  const onError = (error: Error) => (lost ??= error);
+  client.on('error', onError);
   try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
+    const result = await fn(client, onError);
+    if (lost) throw lost;
     return result;
   } catch (error) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackError) {
-      broken = rollbackError as Error; // the connection is unusable; drop it from the pool
-    }
-    throw classifyDbError(error);
+    throw classifyDbError(lost && !isTransientDbError(error) && !(error instanceof RefusalError) ? lost : error);
   } finally {
-    client.release(broken);
+    client.off('error', onError);
+    client.release(lost ?? undefined);
   }
 }
 
-export function createPool(connectionString: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5_000 });
+export interface PoolSettings {
+  /** Connections per shard: as many as the activities that may run at once, plus the sweeper's. */
+  max?: number;
+  /** How long a caller waits for a free connection before the call fails as a transient fault. */
+  acquireTimeoutMs?: number;
+  /** A statement running longer than this is cancelled (57014) and the step retried. */
+  statementTimeoutMs?: number;
+  /** Waiting for a row lock longer than this fails fast (55P03, retried) instead of piling up. */
+  lockTimeoutMs?: number;
+  /** A transaction left open and idle (a stalled or dead client) is ended by the server. */
+  idleInTransactionTimeoutMs?: number;
+}
+
+export const DEFAULT_POOL_SETTINGS: Required<PoolSettings> = {
+  max: 22,
+  acquireTimeoutMs: 10_000,
+  statementTimeoutMs: 15_000,
+  lockTimeoutMs: 5_000,
+  idleInTransactionTimeoutMs: 30_000,
+};
+
+export function createPool(connectionString: string, settings: PoolSettings | number = {}): pg.Pool {
+  const s = { ...DEFAULT_POOL_SETTINGS, ...(typeof settings === 'number' ? { max: settings } : settings) };
+  const pool = new pg.Pool({
+    connectionString,
+    max: s.max,
+    idleTimeoutMillis: 10_000,
+    connectionTimeoutMillis: s.acquireTimeoutMs,
+    // A peer that vanished without closing the socket (a crashed host, a dropped NAT entry) is
+    // noticed by TCP keepalive instead of hanging a step until its activity times out.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    statement_timeout: s.statementTimeoutMs,
+    lock_timeout: s.lockTimeoutMs,
+    idle_in_transaction_session_timeout: s.idleInTransactionTimeoutMs,
+    application_name: 'durable-transfer',
+  });
   // An idle client losing its server must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
   return pool;

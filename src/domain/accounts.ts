@@ -26,5 +26,13 @@ export function clearingAccountId(currency: string): string {
   return `sys:clearing:${currency}`;
 }
 
+/**
+ * Money owed to a customer that cannot be paid into their account (a refund arriving after the
+ * account was closed), one per currency per shard, until an operator releases it.
+ */
+export function suspenseAccountId(currency: string): string {
+  return `sys:suspense:${currency}`;
+}
+
 export type AccountStatus = 'active' | 'frozen' | 'closed';
-export type AccountKind = 'customer' | 'external' | 'clearing';
+export type AccountKind = 'customer' | 'external' | 'clearing' | 'suspense';

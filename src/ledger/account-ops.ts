@@ -8,6 +8,7 @@ import {
   appendEntry,
   assertActive,
   assertCurrencyMatches,
+  dbNow,
   ensureSystemAccounts,
   isAvailabilityViolation,
   lockAccount,
@@ -31,9 +32,9 @@ export async function openAccount(ctx: ShardContext, input: OpenAccount): Promis
     await ensureSystemAccounts(client, input.currency);
     const { rows } = await client.query<AccountRow>(
       `INSERT INTO accounts (id, kind, currency, currency_exponent, overdraft_limit, created_at, updated_at)
-       VALUES ($1::text, 'customer', $2::char(3), $3::smallint, $4::bigint, $5::timestamptz, $5::timestamptz)
+       VALUES ($1::text, 'customer', $2::char(3), $3::smallint, $4::bigint, ${dbNow('$5')}, ${dbNow('$5')})
        ON CONFLICT (id) DO NOTHING RETURNING ${ACCOUNT_COLUMNS}`,
-      [input.id, input.currency, currencyExponent(input.currency), overdraft.toString(), ctx.clock()],
+      [input.id, input.currency, currencyExponent(input.currency), overdraft.toString(), ctx.offsetMs()],
     );
     if (rows[0]) return { account: accountView(rows[0], ctx.shard), created: true };
     const existing = await lockAccount(client, input.id);
@@ -81,9 +82,9 @@ export async function withdraw(ctx: ShardContext, input: Movement): Promise<Entr
 async function externalMovement(ctx: ShardContext, input: Movement, kind: 'deposit' | 'withdrawal'): Promise<EntryResult> {
   const params = { account: input.accountId, amount: input.amount.toString(), currency: input.currency };
   const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, input.key, kind, params, async () => {
-      const at = ctx.clock();
-      const account = await lockAccount(client, input.accountId);
+    idempotent(client, 'movement', input.key, kind, params, async () => {
+      const account = await lockAccount(client, input.accountId, ctx);
+      const at = account.at;
       assertActive(account);
       assertCurrencyMatches(account, input.currency);
       const signed = kind === 'deposit' ? input.amount : -input.amount;
@@ -101,17 +102,21 @@ async function externalMovement(ctx: ShardContext, input: Movement, kind: 'depos
         { accountId: input.accountId, amount: signed },
         { accountId: externalAccountId(input.currency), amount: -signed },
       ]);
-      return { postings: await entryPostings(client, ctx.shard, input.key) };
+      return { postings: await entryPostings(client, ctx.shard, input.key, null) };
     }),
   );
   if (result.refusal) throw result.refusal;
   return { key: input.key, operation: kind, replayed: result.replayed, postings: result.outcome.postings as PostingView[] };
 }
 
-export async function entryPostings(client: pg.PoolClient, shard: number, entryId: string): Promise<PostingView[]> {
+/**
+ * The legs of one entry. Entry ids are idempotency keys, and keys of different namespaces may be
+ * equal strings, so the legs are told apart by their hold (none for deposits and withdrawals).
+ */
+export async function entryPostings(client: pg.PoolClient, shard: number, entryId: string, holdKey: string | null): Promise<PostingView[]> {
   const { rows } = await client.query<PostingRow>(
-    `SELECT ${POSTING_COLUMNS} FROM journal WHERE entry_id = $1::text ORDER BY id`,
-    [entryId],
+    `SELECT ${POSTING_COLUMNS} FROM journal WHERE entry_id = $1::text AND hold_key IS NOT DISTINCT FROM $2::text ORDER BY id`,
+    [entryId, holdKey],
   );
   return rows.map((row) => postingView(row, shard));
 }
@@ -130,8 +135,8 @@ export async function setStatus(ctx: ShardContext, id: string, status: AccountSt
       throw new RefusalError(Refusal.ACCOUNT_NOT_EMPTY, `account ${id} still has a balance or pending holds`, { account: id });
     }
     const { rows } = await client.query<AccountRow>(
-      `UPDATE accounts SET status = $2::text, updated_at = $3::timestamptz WHERE id = $1::text RETURNING ${ACCOUNT_COLUMNS}`,
-      [id, status, ctx.clock()],
+      `UPDATE accounts SET status = $2::text, updated_at = ${dbNow('$3')} WHERE id = $1::text RETURNING ${ACCOUNT_COLUMNS}`,
+      [id, status, ctx.offsetMs()],
     );
     return accountView(rows[0]!, ctx.shard);
   });

@@ -9,7 +9,15 @@ import { RefusalError } from '../domain/errors.js';
  * transaction ends, then sees its committed record and replays it.
  */
 
+/**
+ * Key namespaces: `transfer` holds the saga's step keys, hold keys and tombstones; `movement` the
+ * keys callers choose for deposits and withdrawals; `suspense` the operator's payouts. A key in one
+ * can never claim or replay a key in another.
+ */
+export type KeyScope = 'transfer' | 'movement' | 'suspense';
+
 export interface StoredRecord {
+  scope: KeyScope;
   key: string;
   operation: string;
   fingerprint: string;
@@ -27,20 +35,21 @@ export type Claim = { claimed: true } | { claimed: false; record: StoredRecord }
 
 export async function claimKey(
   client: pg.PoolClient,
+  scope: KeyScope,
   key: string,
   operation: string,
   print: string,
 ): Promise<Claim> {
   const inserted = await client.query(
-    `INSERT INTO idempotency_keys (key, operation, fingerprint, state, outcome)
-     VALUES ($1::text, $2::text, $3::text, 'done', '{}'::jsonb)
-     ON CONFLICT (key) DO NOTHING RETURNING key`,
-    [key, operation, print],
+    `INSERT INTO idempotency_keys (scope, key, operation, fingerprint, state, outcome)
+     VALUES ($4::text, $1::text, $2::text, $3::text, 'done', '{}'::jsonb)
+     ON CONFLICT (scope, key) DO NOTHING RETURNING key`,
+    [key, operation, print, scope],
   );
   if (inserted.rowCount === 1) return { claimed: true };
   const { rows } = await client.query<StoredRecord>(
-    'SELECT key, operation, fingerprint, state, outcome FROM idempotency_keys WHERE key = $1::text',
-    [key],
+    'SELECT scope, key, operation, fingerprint, state, outcome FROM idempotency_keys WHERE scope = $2::text AND key = $1::text',
+    [key, scope],
   );
   const record = rows[0];
   if (!record) throw new Error(`idempotency key ${key} conflicted but cannot be read`);
@@ -72,14 +81,16 @@ export function replay(record: StoredRecord, operation: string, print: string): 
 
 export async function recordOutcome(
   client: pg.PoolClient,
+  scope: KeyScope,
   key: string,
-  state: 'done' | 'refused',
+  state: 'done' | 'refused' | 'cancelled',
   outcome: Record<string, unknown>,
 ): Promise<void> {
-  await client.query('UPDATE idempotency_keys SET state = $2::text, outcome = $3::jsonb WHERE key = $1::text', [
+  await client.query('UPDATE idempotency_keys SET state = $2::text, outcome = $3::jsonb WHERE scope = $4::text AND key = $1::text', [
     key,
     state,
     JSON.stringify(outcome),
+    scope,
   ]);
 }
 
@@ -102,20 +113,21 @@ function storedRefusal(outcome: Record<string, unknown>): RefusalError {
  */
 export async function idempotent<T extends Record<string, unknown>>(
   client: pg.PoolClient,
+  scope: KeyScope,
   key: string,
   operation: string,
   params: Record<string, unknown>,
   effect: () => Promise<T>,
 ): Promise<{ outcome: T; replayed: boolean; refusal?: RefusalError }> {
   const print = fingerprint(operation, params);
-  const claim = await claimKey(client, key, operation, print);
+  const claim = await claimKey(client, scope, key, operation, print);
   if (!claim.claimed) {
     return { outcome: replay(claim.record, operation, print) as T, replayed: true };
   }
   await client.query('SAVEPOINT effect');
   try {
     const outcome = await effect();
-    await recordOutcome(client, key, 'done', outcome);
+    await recordOutcome(client, scope, key, 'done', outcome);
     return { outcome, replayed: false };
   } catch (caught) {
     const error = (caught as { code?: string }).code === '22003'
@@ -123,7 +135,7 @@ export async function idempotent<T extends Record<string, unknown>>(
       : caught;
     if (!(error instanceof RefusalError)) throw error;
     if (!keepsWrites.has(error)) await client.query('ROLLBACK TO SAVEPOINT effect');
-    await recordOutcome(client, key, 'refused', refusalOutcome(error));
+    await recordOutcome(client, scope, key, 'refused', refusalOutcome(error));
     return { outcome: {} as T, replayed: false, refusal: error };
   }
 }

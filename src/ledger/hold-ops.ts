@@ -1,17 +1,20 @@
 import type pg from 'pg';
-import { clearingAccountId } from '../domain/accounts.js';
+import { clearingAccountId, suspenseAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { withTransaction } from '../db/transaction.js';
-import { claimKey, fingerprint, idempotent, refusalKeepingWrites } from './barrier.js';
+import { claimKey, fingerprint, idempotent, recordOutcome, refusalKeepingWrites } from './barrier.js';
 import { entryPostings } from './account-ops.js';
 import {
   appendEntry,
   assertActive,
   assertCurrencyMatches,
+  dbNow,
+  ensureSystemAccounts,
   isAvailabilityViolation,
   lockAccount,
   movePosted,
+  readNow,
   type ShardContext,
 } from './shard-context.js';
 import type { EntryResult, HoldResult, HoldSide, HoldView, PostingView, VoidOutcome, VoidResult } from './types.js';
@@ -48,9 +51,9 @@ export async function reserve(ctx: ShardContext, input: Reserve): Promise<HoldRe
     counterparty: input.counterparty ?? null,
   };
   const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, input.key, operation, params, async () => {
-      const at = ctx.clock();
-      const account = await lockAccount(client, input.accountId);
+    idempotent(client, 'transfer', input.key, operation, params, async () => {
+      const account = await lockAccount(client, input.accountId, ctx);
+      const at = account.at;
       assertActive(account);
       assertCurrencyMatches(account, input.currency);
       const column = input.side === 'debit' ? 'pending_debits' : 'pending_credits';
@@ -83,25 +86,36 @@ export async function reserve(ctx: ShardContext, input: Reserve): Promise<HoldRe
   return { key: input.key, operation, replayed: result.replayed, hold: result.outcome.hold as HoldView };
 }
 
-/** Which hold an operation acts on, and (when known) the account the caller believes it is on. */
+/**
+ * Which hold an operation acts on, and (when known) the account and transfer the caller believes it
+ * belongs to: a caller naming the wrong account or transfer must never act on someone else's hold.
+ */
 export interface HoldRef {
   key: string;
   holdKey: string;
   accountId?: string;
+  transferId?: string;
 }
 
-async function lockHold(client: pg.PoolClient, holdKey: string, accountId?: string): Promise<HoldRow | undefined> {
-  const { rows } = await client.query<HoldRow>(`SELECT ${HOLD_COLUMNS} FROM holds WHERE key = $1::text FOR UPDATE`, [holdKey]);
+type LockedHold = HoldRow & { at: Date };
+
+async function lockHold(client: pg.PoolClient, ctx: ShardContext, input: HoldRef): Promise<LockedHold | undefined> {
+  const { rows } = await client.query<LockedHold>(
+    `SELECT ${HOLD_COLUMNS}, ${dbNow('$2')} AS at FROM holds WHERE key = $1::text FOR UPDATE`,
+    [input.holdKey, ctx.offsetMs()],
+  );
   const hold = rows[0];
-  // A caller naming the wrong account must not act on someone else's hold.
-  if (hold && accountId !== undefined && hold.account_id !== accountId) {
-    throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${holdKey} is not on account ${accountId}`, { hold: holdKey, account: accountId });
+  if (hold && input.accountId !== undefined && hold.account_id !== input.accountId) {
+    throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} is not on account ${input.accountId}`, { hold: input.holdKey, account: input.accountId });
+  }
+  if (hold && input.transferId !== undefined && hold.transfer_id !== input.transferId) {
+    throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not belong to transfer ${input.transferId}`, { hold: input.holdKey, transfer: input.transferId });
   }
   return hold;
 }
 
-async function lockExistingHold(client: pg.PoolClient, input: HoldRef): Promise<HoldRow> {
-  const hold = await lockHold(client, input.holdKey, input.accountId);
+async function lockExistingHold(client: pg.PoolClient, ctx: ShardContext, input: HoldRef): Promise<LockedHold> {
+  const hold = await lockHold(client, ctx, input);
   if (!hold) throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} does not exist`, { hold: input.holdKey });
   return hold;
 }
@@ -135,9 +149,9 @@ function refuseResolved(hold: HoldRow, action: string): never {
  */
 export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResult> {
   const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, input.key, 'post', { hold: input.holdKey }, async () => {
-      const at = ctx.clock();
-      const hold = await lockExistingHold(client, input);
+    idempotent(client, 'transfer', input.key, 'post', { hold: input.holdKey }, async () => {
+      const hold = await lockExistingHold(client, ctx, input);
+      const at = hold.at;
       if (hold.state !== 'pending') refuseResolved(hold, 'post');
       if (hold.expires_at.getTime() <= at.getTime()) {
         // Expired but not yet swept: release it here and keep that, then refuse the post.
@@ -159,7 +173,7 @@ export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResu
           { accountId: clearingAccountId(hold.currency), amount: -signed },
         ],
       );
-      return { hold: view, postings: await entryPostings(client, ctx.shard, input.key) };
+      return { hold: view, postings: await entryPostings(client, ctx.shard, input.key, hold.key) };
     }),
   );
   if (result.refusal) throw result.refusal;
@@ -178,27 +192,28 @@ export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResu
  */
 export async function voidHold(ctx: ShardContext, input: HoldRef): Promise<VoidResult> {
   const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, input.key, 'void', { hold: input.holdKey }, async () => {
-      const at = ctx.clock();
-      let hold = await lockHold(client, input.holdKey, input.accountId);
+    idempotent(client, 'transfer', input.key, 'void', { hold: input.holdKey }, async () => {
+      let hold = await lockHold(client, ctx, input);
       if (!hold) {
-        const tombstone = await claimKey(client, input.holdKey, 'tombstone', fingerprint('tombstone', { by: input.key }));
+        // A tombstone fences the reservation of this transfer only: it may not block another's key.
+        if (input.transferId !== undefined && !input.holdKey.startsWith(`${input.transferId}:`)) {
+          throw new RefusalError(Refusal.HOLD_NOT_FOUND, `hold ${input.holdKey} is not a hold of transfer ${input.transferId}`, { hold: input.holdKey });
+        }
+        const tombstone = await claimKey(client, 'transfer', input.holdKey, 'tombstone', fingerprint('tombstone', { by: input.key }));
         if (tombstone.claimed) {
-          await client.query(
-            `UPDATE idempotency_keys SET state = 'cancelled', outcome = $2::jsonb WHERE key = $1::text`,
-            [input.holdKey, JSON.stringify({ cancelledBy: input.key, at: at.toISOString() })],
-          );
+          const at = await readNow(client, ctx);
+          await recordOutcome(client, 'transfer', input.holdKey, 'cancelled', { cancelledBy: input.key, at: at.toISOString() });
           return { outcome: 'null_compensation' satisfies VoidOutcome };
         }
         // The reservation committed while we waited on its key: it either made a hold or was refused.
-        hold = await lockHold(client, input.holdKey, input.accountId);
+        hold = await lockHold(client, ctx, input);
         if (!hold) return { outcome: (tombstone.record.state === 'cancelled' ? 'null_compensation' : 'nothing_reserved') satisfies VoidOutcome };
       }
       if (hold.state === 'posted') refuseResolved(hold, 'void');
       if (hold.state === 'voided') return { outcome: 'already_voided' satisfies VoidOutcome, hold: holdView(hold, ctx.shard) };
       if (hold.state === 'expired') return { outcome: 'already_expired' satisfies VoidOutcome, hold: holdView(hold, ctx.shard) };
       await lockAccount(client, hold.account_id);
-      return { outcome: 'voided' satisfies VoidOutcome, hold: await resolveHold(client, ctx.shard, hold, 'voided', input.key, at) };
+      return { outcome: 'voided' satisfies VoidOutcome, hold: await resolveHold(client, ctx.shard, hold, 'voided', input.key, hold.at) };
     }),
   );
   if (result.refusal) throw result.refusal;
@@ -211,31 +226,44 @@ export async function voidHold(ctx: ShardContext, input: HoldRef): Promise<VoidR
   };
 }
 
-/** The way back from a posted debit: a new balancing entry (clearing → account), never an edit. */
+/**
+ * The way back from a posted debit: a new balancing entry (clearing → account), never an edit. A
+ * refund always lands: on a frozen account it lands as usual (the money is the customer's; freezing
+ * stops new spending, not restitution), and when the account was closed after the debit was posted
+ * it lands in the shard's suspense account, listed by `verify` until an operator releases it.
+ */
 export async function refund(ctx: ShardContext, input: HoldRef): Promise<EntryResult> {
   const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, input.key, 'refund', { hold: input.holdKey }, async () => {
-      const at = ctx.clock();
-      const hold = await lockExistingHold(client, input);
+    idempotent(client, 'transfer', input.key, 'refund', { hold: input.holdKey }, async () => {
+      const hold = await lockExistingHold(client, ctx, input);
+      const at = hold.at;
       if (hold.side !== 'debit' || hold.state !== 'posted') {
         throw new RefusalError(Refusal.HOLD_NOT_POSTED, `only a posted debit hold can be refunded (${hold.key} is a ${hold.state} ${hold.side})`, { hold: hold.key });
       }
       const already = await client.query(`SELECT 1 FROM journal WHERE hold_key = $1::text AND kind = 'refund'`, [hold.key]);
       if (already.rowCount) throw new RefusalError(Refusal.ALREADY_REFUNDED, `hold ${hold.key} was already refunded`, { hold: hold.key });
-      await lockAccount(client, hold.account_id);
+      const account = await lockAccount(client, hold.account_id);
       const amount = BigInt(hold.amount);
-      await movePosted(client, hold.account_id, amount, at);
+      const payee = account.status === 'closed' ? suspenseAccountId(hold.currency) : hold.account_id;
+      if (payee === hold.account_id) await movePosted(client, hold.account_id, amount, at);
+      else await ensureSystemAccounts(client, hold.currency);
       await appendEntry(
         client,
         { entryId: input.key, transferId: hold.transfer_id, holdKey: hold.key, currency: hold.currency, kind: 'refund', at },
         [
-          { accountId: hold.account_id, amount },
+          { accountId: payee, amount },
           { accountId: clearingAccountId(hold.currency), amount: -amount },
         ],
       );
-      return { postings: await entryPostings(client, ctx.shard, input.key) };
+      return { postings: await entryPostings(client, ctx.shard, input.key, hold.key), ...(payee !== hold.account_id ? { suspense: true } : {}) };
     }),
   );
   if (result.refusal) throw result.refusal;
-  return { key: input.key, operation: 'refund', replayed: result.replayed, postings: result.outcome.postings as PostingView[] };
+  return {
+    key: input.key,
+    operation: 'refund',
+    replayed: result.replayed,
+    postings: result.outcome.postings as PostingView[],
+    ...(result.outcome.suspense ? { suspense: true } : {}),
+  };
 }

@@ -1,23 +1,41 @@
 import type pg from 'pg';
-import { clearingAccountId, externalAccountId } from '../domain/accounts.js';
+import { clearingAccountId, externalAccountId, suspenseAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { currencyExponent } from '../domain/money.js';
 import { ACCOUNT_COLUMNS, type AccountRow } from './views.js';
 
-/** What every operation on one shard needs: its pool, its number and the clock it stamps time with. */
+/** What every operation on one shard needs: its pool and its number. */
 export interface ShardContext {
   shard: number;
   pool: pg.Pool;
-  /** Injected so tests can move time (hold expiry) without waiting. */
-  clock: () => Date;
+  /**
+   * Time is the database's (`now()`, the transaction's start), never a worker's: a worker whose
+   * clock is skewed can neither expire a hold early nor keep one alive late. Tests move the
+   * database's clock forward by this offset (hold expiry) instead of waiting; 0 in production.
+   */
+  offsetMs: () => number;
 }
 
-/** Locks a customer account row for the rest of the transaction, or refuses if it does not exist. */
-export async function lockAccount(client: pg.PoolClient, accountId: string): Promise<AccountRow> {
-  const { rows } = await client.query<AccountRow>(
-    `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = $1::text AND kind = 'customer' FOR UPDATE`,
-    [accountId],
+/** The database's time for this transaction, as SQL; `$n` is bound to `ctx.offsetMs()`. */
+export function dbNow(param: string): string {
+  return `(now() + ${param}::bigint * interval '1 millisecond')`;
+}
+
+/** The database's time, when an operation has no row read to carry it. */
+export async function readNow(client: pg.PoolClient | pg.Pool, ctx: ShardContext): Promise<Date> {
+  const { rows } = await client.query<{ at: Date }>(`SELECT ${dbNow('$1')} AS at`, [ctx.offsetMs()]);
+  return rows[0]!.at;
+}
+
+/**
+ * Locks a customer account row for the rest of the transaction, or refuses if it does not exist.
+ * The row carries the database's time, so the lock and the clock cost one round trip.
+ */
+export async function lockAccount(client: pg.PoolClient, accountId: string, ctx?: ShardContext): Promise<AccountRow & { at: Date }> {
+  const { rows } = await client.query<AccountRow & { at: Date }>(
+    `SELECT ${ACCOUNT_COLUMNS}, ${dbNow('$2')} AS at FROM accounts WHERE id = $1::text AND kind = 'customer' FOR UPDATE`,
+    [accountId, ctx?.offsetMs() ?? 0],
   );
   const row = rows[0];
   if (!row) throw new RefusalError(Refusal.ACCOUNT_NOT_FOUND, `account ${accountId} does not exist`, { account: accountId });
@@ -43,13 +61,14 @@ export function assertCurrencyMatches(row: AccountRow, currency: string): void {
   }
 }
 
-/** The shard's external and clearing accounts for a currency; created on first use, never updated. */
+/** The shard's external, clearing and suspense accounts for a currency; created on first use, never updated. */
 export async function ensureSystemAccounts(client: pg.PoolClient, currency: string): Promise<void> {
   await client.query(
     `INSERT INTO accounts (id, kind, currency, currency_exponent)
-     VALUES ($1::text, 'external', $3::char(3), $4::smallint), ($2::text, 'clearing', $3::char(3), $4::smallint)
+     VALUES ($1::text, 'external', $3::char(3), $4::smallint), ($2::text, 'clearing', $3::char(3), $4::smallint),
+            ($5::text, 'suspense', $3::char(3), $4::smallint)
      ON CONFLICT (id) DO NOTHING`,
-    [externalAccountId(currency), clearingAccountId(currency), currency, currencyExponent(currency)],
+    [externalAccountId(currency), clearingAccountId(currency), currency, currencyExponent(currency), suspenseAccountId(currency)],
   );
 }
 

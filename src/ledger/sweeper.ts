@@ -1,5 +1,5 @@
 import { withTransaction } from '../db/transaction.js';
-import type { ShardContext } from './shard-context.js';
+import { readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
 import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
 
@@ -9,8 +9,9 @@ import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
  * sweeper different holds, and the state compare-and-set makes a second pass a no-op.
  */
 export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<SweepResult> {
-  const at = ctx.clock();
   const expired = await withTransaction(ctx.pool, async (client) => {
+    // The database's clock decides expiry, whichever worker sweeps.
+    const at = await readNow(client, ctx);
     const { rows } = await client.query<HoldRow>(
       `WITH due AS (
          SELECT key FROM holds

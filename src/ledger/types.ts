@@ -61,6 +61,8 @@ export interface HoldResult extends OperationResult {
 export interface EntryResult extends OperationResult {
   postings: PostingView[];
   hold?: HoldView;
+  /** A refund whose account had been closed: it landed in the shard's suspense account. */
+  suspense?: boolean;
 }
 
 export type VoidOutcome = 'voided' | 'null_compensation' | 'nothing_reserved' | 'already_voided' | 'already_expired';

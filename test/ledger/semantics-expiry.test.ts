@@ -24,7 +24,7 @@ describe('rule 6: holds expire', () => {
     await expectConsistent(ledger); // not yet due
     clock.advance(6_000);
 
-    const stale = await ledger.verify();
+    const stale = await ledger.verify({ expiryGraceMs: 0 });
     expect(stale.ok).toBe(false);
     expect(stale.violations).toEqual([
       expect.objectContaining({ check: 'hold_pending_past_expiry', shard: 0, hold: debit.key, account: from, transfer: transferId, amount: '600' }),

@@ -62,7 +62,7 @@ describe('rule 1: same key, same parameters → same outcome, no second effect',
     expect(await holdCount(a)).toBe(0);
     expect(await balances(ledger, a)).toEqual({ posted: '1100', pendingDebits: '0', pendingCredits: '0', available: '1100' });
     // The funds were sufficient: only the key is burnt, a new key reserves.
-    const again = await ledger.reserve({ ...input, key: fresh('new-key') });
+    const again = await ledger.reserve({ ...input, key: `${input.transferId}:${fresh('new-key')}` });
     expect(again.hold.state).toBe('pending');
     expect((await ledger.getAccount(a)).pendingDebits).toBe('500');
     await expectConsistent(ledger);
@@ -102,7 +102,8 @@ describe('rule 2: same key, different parameters → IDEMPOTENCY_KEY_REUSED, no 
     const first = await ledger.reserve(input);
     const before = await rowCounts(ledger);
     expect(await refusalOf(ledger.reserve({ ...input, amount: '200' }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
-    expect(await refusalOf(ledger.reserve({ ...input, transferId: fresh('other-transfer') }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
+    // Another transfer cannot even name this key: a hold key belongs to its own transfer.
+    expect(await refusalOf(ledger.reserve({ ...input, transferId: fresh('other-transfer') }))).toBe(Refusal.INVALID_INPUT);
     expect(await refusalOf(ledger.reserve({ ...input, counterparty: 'someone-else' }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
     expect(await rowCounts(ledger)).toEqual(before);
     expect(await balances(ledger, a)).toEqual({ posted: '1000', pendingDebits: '100', pendingCredits: '0', available: '900' });
@@ -137,7 +138,7 @@ describe('rule 2: same key, different parameters → IDEMPOTENCY_KEY_REUSED, no 
     await expectConsistent(ledger);
   });
 
-  it('a key used for one operation is refused for another (deposit→withdraw, deposit→reserve, debit→credit, reserve→post)', async () => {
+  it('a key used for one operation is refused for another (deposit→withdraw, debit→credit, reserve→post, reserve→void)', async () => {
     const { ledger } = t;
     const a = await fundedAccount(ledger, 1, 'op-reuse', 1000);
     const depKey = fresh('dep-op');
@@ -145,12 +146,12 @@ describe('rule 2: same key, different parameters → IDEMPOTENCY_KEY_REUSED, no 
     const hold = await ledger.reserve(reserveInput(a, '100', { ttlMs: TTL }));
     const before = await rowCounts(ledger);
     expect(await refusalOf(ledger.withdraw({ key: depKey, accountId: a, amount: '100', currency: 'USD' }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
-    expect(await refusalOf(ledger.reserve(reserveInput(a, '100', { key: depKey })))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
+    expect(await refusalOf(ledger.reserve(reserveInput(a, '100', { key: depKey })))).toBe(Refusal.INVALID_INPUT); // not a transfer's key
     expect(await refusalOf(ledger.reserve({ ...reserveInput(a, '100', { key: hold.key, transferId: hold.hold.transferId, ttlMs: TTL }), side: 'credit' }))).toBe(
       Refusal.IDEMPOTENCY_KEY_REUSED,
     );
     expect(await refusalOf(ledger.post({ key: hold.key, holdKey: hold.key, accountId: a }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
-    expect(await refusalOf(ledger.void({ key: depKey, holdKey: hold.key, accountId: a }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
+    expect(await refusalOf(ledger.void({ key: hold.key, holdKey: hold.key, accountId: a }))).toBe(Refusal.IDEMPOTENCY_KEY_REUSED);
     expect(await rowCounts(ledger)).toEqual(before);
     expect(await balances(ledger, a)).toEqual({ posted: '1100', pendingDebits: '100', pendingCredits: '0', available: '1000' });
     expect((await ledger.transferRecords(hold.hold.transferId)).holds.map((h) => h.state)).toEqual(['pending']);

@@ -28,12 +28,30 @@ describe("the worker's sweeper loop", () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
-      stop();
+      await stop();
     }
     const holds = (await ledger.transferRecords('s')).holds;
     expect(holds.map((h) => [h.side, h.state, h.resolvedBy])).toEqual([['debit', 'expired', 'sweeper'], ['credit', 'expired', 'sweeper']]);
     expect((await ledger.getAccount(a)).available).toBe('500');
     expect((await ledger.getAccount(b)).pendingCredits).toBe('0');
     expect((await ledger.verify()).violations).toEqual([]);
+  });
+
+  it('stop() waits for a sweep in progress, so the pools close after it and nothing runs later', async () => {
+    let sweeps = 0;
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    const slow = { sweepExpired: async () => { sweeps += 1; await blocked; return []; } } as unknown as typeof t.ledger;
+    const stop = startSweeper(slow, undefined, 10);
+    while (sweeps === 0) await new Promise((r) => setTimeout(r, 5));
+    let stopped = false;
+    const stopping = stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stopped).toBe(false); // still inside the sweep
+    release();
+    await stopping;
+    expect(stopped).toBe(true);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(sweeps).toBe(1); // no sweep was scheduled after stop
   });
 });

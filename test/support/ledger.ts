@@ -4,9 +4,10 @@ import { inject } from 'vitest';
 import { evenSlotMap } from '../../src/domain/slots.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 
-/** A controllable clock: real time plus an offset a test can move forward (hold expiry). */
+/** A controllable clock: the database's time plus an offset a test can move forward (hold expiry). */
 export class TestClock {
   offsetMs = 0;
+  readonly offset = () => this.offsetMs;
   readonly now = () => new Date(Date.now() + this.offsetMs);
   advance(ms: number): void {
     this.offsetMs += ms;
@@ -55,7 +56,7 @@ export async function createTestLedger(shards = 2, options: { poolSize?: number 
   }
   const clock = new TestClock();
   const urls = databases.map((db) => withDatabase(inject('pgUrl'), db));
-  const ledger = Ledger.connect({ shardUrls: urls, slotMap: evenSlotMap(shards), clock: clock.now, poolSize: options.poolSize ?? 20 });
+  const ledger = Ledger.connect({ shardUrls: urls, slotMap: evenSlotMap(shards), clockOffsetMs: clock.offset, poolSize: options.poolSize ?? 20 });
   return {
     ledger,
     clock,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { ledgerConfig, temporalConfig } from '../../config.js';
+import { ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.js';
 import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
 import { connectionOptions } from '../context.js';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
@@ -21,6 +21,31 @@ const load = {
 };
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * Migrates and checks every shard, waiting (capped back-off, until Ctrl-C) while PostgreSQL is
+ * unreachable or recovering; a wrong identity, password or database fails at once.
+ */
+async function waitForLedger(ledger: import('../../ledger/ledger.js').Ledger, warn: (line: string) => void): Promise<void> {
+  const { untilAvailable } = await import('../../db/wait.js');
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  try {
+    await untilAvailable(async () => {
+      await ledger.migrate();
+      await ledger.checkIdentity();
+    }, {
+      signal: stop.signal,
+      onRetry: (attempt, delay, error) => warn(`ledger unavailable (${error.message}); retry ${attempt} in ${(delay / 1000).toFixed(1)} s`),
+    });
+  } finally {
+    process.off('SIGINT', abort);
+    process.off('SIGTERM', abort);
+  }
+  if (stop.signal.aborted) throw new CliError('interrupted while waiting for the ledger', EXIT.UNREACHABLE, 'UNREACHABLE');
+}
 
 /** Resolves on the first SIGINT/SIGTERM. */
 function interrupted(): Promise<string> {
@@ -58,10 +83,13 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         uiPort: Number(opts.uiPort),
         ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
       });
-      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length) });
+      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       try {
-        await ledger.migrate();
+        await waitForLedger(ledger, (line) => {
+          logger.warn({}, line);
+          say(line);
+        });
         running = await runWorker({ connection: stack.nativeConnection, namespace: stack.info.namespace, taskQueue, ledger, logger, metricsPort: Number(opts.metricsPort) });
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
@@ -101,10 +129,11 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const logger = createLogger('transfer-worker');
       const metricsPort = process.env.METRICS_PORT === undefined || process.env.METRICS_PORT === '' ? 9464 : Number(process.env.METRICS_PORT);
       if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new CliError(`METRICS_PORT must be a port number or 0 (got ${process.env.METRICS_PORT})`, EXIT.USAGE, 'NOT_CONFIGURED');
-      const ledger = Ledger.connect(config);
+      const ledger = Ledger.connect({ ...config, pool: poolSettingsFromEnv() });
       let connection: Awaited<ReturnType<typeof NativeConnection.connect>> | undefined;
       try {
-        await ledger.migrate();
+        // A worker started while PostgreSQL is down or still recovering waits for it, with back-off.
+        await waitForLedger(ledger, (line) => logger.warn({}, line));
         // The Temporal runtime keeps the process alive until its last native object is gone: install it
         // only now, so a ledger that cannot be reached ends the command instead of hanging it.
         const runtimeMetrics = process.env.TEMPORAL_METRICS_PORT ?? '9465';
