@@ -32,6 +32,8 @@ export interface VerifyOptions {
   transitGraceMs?: number;
   /** A pending hold past its expiry for longer than this means no sweeper is running. */
   expiryGraceMs?: number;
+  /** Rows fetched per cursor round trip (memory stays bounded by this times the shards). */
+  batchSize?: number;
 }
 
 export interface VerifyReport {
@@ -47,8 +49,7 @@ export interface VerifyReport {
   };
 }
 
-const DEFAULTS: Required<VerifyOptions> = { transitGraceMs: 60 * 60_000, expiryGraceMs: 5 * 60_000 };
-const BATCH = 2_000;
+const DEFAULTS: Required<VerifyOptions> = { transitGraceMs: 60 * 60_000, expiryGraceMs: 5 * 60_000, batchSize: 2_000 };
 
 /** Per transfer and currency on one shard: clearing legs, posted debit holds, anything pending. */
 const TRANSFER_FLOWS = `
@@ -103,10 +104,10 @@ async function withSnapshots<T>(shards: readonly ShardContext[], fn: (clients: p
 }
 
 /** A cursor's rows in batches: one shard's sorted stream for the merge below. */
-async function* rowsOf(client: pg.PoolClient, name: string, sql: string): AsyncGenerator<Row & { pending: boolean; last_at: Date }> {
+async function* rowsOf(client: pg.PoolClient, name: string, sql: string, batch: number): AsyncGenerator<Row & { pending: boolean; last_at: Date }> {
   await client.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${sql}`);
   for (;;) {
-    const { rows } = await client.query(`FETCH ${BATCH} FROM ${name}`);
+    const { rows } = await client.query(`FETCH ${batch} FROM ${name}`);
     if (rows.length === 0) break;
     yield* rows;
   }
@@ -183,7 +184,7 @@ export async function verifyShards(shards: readonly ShardContext[], options: Ver
       }
     }
     // Across shards, streamed: each transfer's clearing legs must net to zero or to its posted debit.
-    const streams = clients.map((client, i) => rowsOf(client, `flows_${i}`, TRANSFER_FLOWS.replace('%WHERE%', '')));
+    const streams = clients.map((client, i) => rowsOf(client, `flows_${i}`, TRANSFER_FLOWS.replace('%WHERE%', ''), Math.max(1, Math.trunc(grace.batchSize))));
     for await (const flow of mergedFlows(streams)) {
       const verdict = judge(flow, checkedAt, grace.transitGraceMs);
       if (verdict === 'in_transit') {
