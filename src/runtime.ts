@@ -43,7 +43,12 @@ export async function runWorker(options: {
     metricsPort = options.metricsHost === '0.0.0.0' ? (options.metricsPort ?? 9464) : await freePort(options.metricsPort ?? 9464);
     server = await metrics.serve(metricsPort, options.metricsHost ?? '127.0.0.1');
   }
-  const stopSweeper = startSweeper(options.ledger, options.logger);
+  // After each sweep, the suspense gauge: money an operator must pay out shows on a dashboard.
+  const stopSweeper = startSweeper(options.ledger, options.logger, undefined, async () => {
+    const balances = await options.ledger.suspenseBalances();
+    metrics.suspenseBalances(balances);
+    for (const b of balances) options.logger.warn({ shard: b.shard, currency: b.currency, amount: b.amount }, 'money in suspense: see `transfer suspense list`');
+  });
   const done = worker.run();
   return {
     worker,

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
 import { registerStackCommands } from './commands/stack.js';
+import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
 import { classify, EXIT, printed, type GlobalOptions } from './output.js';
 
@@ -15,6 +16,7 @@ const globals = () => program.opts<GlobalOptions>();
 registerStackCommands(program, globals);
 registerAccountCommands(program, globals);
 registerTransferCommands(program, globals);
+registerSuspenseCommands(program, globals);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();

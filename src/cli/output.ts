@@ -83,6 +83,8 @@ export function classify(error: unknown): { exitCode: number; message: string; c
   if (error instanceof RefusalError) return { exitCode: EXIT.USAGE, message: oneLine(error.message), code: error.code };
   const e = error as { code?: string; name?: string; message?: string };
   if (e?.name === 'CommanderError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'bad usage'), code: 'USAGE' };
+  // The shards are misconfigured (wrong order, wrong slot map): an environment problem, nothing was done.
+  if (e?.name === 'ShardIdentityError') return { exitCode: EXIT.UNREACHABLE, message: oneLine(e.message ?? 'shard identity mismatch'), code: 'SHARD_IDENTITY' };
   if (e?.name === 'WorkflowNotFoundError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'transfer not found'), code: 'NOT_FOUND' };
   if (isUnreachable(error)) {
     return { exitCode: EXIT.UNREACHABLE, message: oneLine(`dependency unreachable: ${e?.message ?? e?.code}`), code: 'UNREACHABLE' };

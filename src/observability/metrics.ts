@@ -20,6 +20,8 @@ export class TransferMetrics implements ActivityObserver {
   readonly compensations = new client.Counter({ name: 'transfer_compensations_total', help: 'Compensations by step and outcome', labelNames: ['step', 'outcome'] as const, registers: [this.registry] });
   readonly outcomes = new client.Counter({ name: 'transfer_outcomes_total', help: 'Finished transfers by status and reason', labelNames: ['status', 'reason'] as const, registers: [this.registry] });
 
+  readonly suspense = new client.Gauge({ name: 'transfer_ledger_suspense_minor_units', help: 'Money refunded after its account closed, waiting for an operator (minor units)', labelNames: ['shard', 'currency'] as const, registers: [this.registry] });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
   }
@@ -35,6 +37,12 @@ export class TransferMetrics implements ActivityObserver {
 
   outcome(status: string, reason = ''): void {
     this.outcomes.inc({ status, reason });
+  }
+
+  /** Replaces the suspense gauge with the ledger's current balances (zero rows disappear). */
+  suspenseBalances(balances: readonly { shard: number; currency: string; amount: string }[]): void {
+    this.suspense.reset();
+    for (const b of balances) this.suspense.set({ shard: String(b.shard), currency: b.currency }, Number(b.amount));
   }
 
   serve(port: number, host = '0.0.0.0'): Promise<Server> {

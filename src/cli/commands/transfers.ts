@@ -162,16 +162,21 @@ export function registerTransferCommands(program: Command, globals: () => Global
   program
     .command('verify')
     .description('check the ledger invariants on every shard; exit 1 on any violation')
-    .action(async () => {
+    .option('--transit-grace <seconds>', 'money in clearing with nothing pending is stuck after this long', '3600')
+    .action(async (opts: { transitGrace: string }) => {
+      if (!/^[0-9]{1,9}$/.test(opts.transitGrace)) throw new CliError(`--transit-grace must be a whole number of seconds (got ${JSON.stringify(opts.transitGrace)})`, EXIT.USAGE, 'INVALID_INPUT');
+      const transitGraceMs = Number(opts.transitGrace) * 1000;
       const ledger = await openLedger();
       try {
-        const report = await ledger.verify();
+        const report = await ledger.verify({ transitGraceMs });
         emit(globals(), report, () =>
           [
             report.ok ? 'ledger ok' : `${report.violations.length} violation(s):`,
             ...report.violations.map((v) => `  ${v.check}${v.shard !== undefined ? ` shard ${v.shard}` : ''}${v.account ? ` account ${v.account}` : ''}${v.transfer ? ` transfer ${v.transfer}` : ''}: ${v.message}`),
             ...report.shards.map((s) => `  shard ${s.shard}: ${s.accounts} accounts, ${s.holds} holds (${s.pendingHolds} pending), ${s.postings} postings`),
-            ...report.totals.map((t) => `  ${t.currency}: customers ${money(t.customers, t.currency)}, in transit ${money(t.clearing, t.currency)}, entered ${money(t.entered, t.currency)}, left ${money(t.left, t.currency)}`),
+            ...report.totals.map((t) => `  ${t.currency}: customers ${money(t.customers, t.currency)}, in transit ${money(t.clearing, t.currency)}, suspense ${money(t.suspense, t.currency)}, entered ${money(t.entered, t.currency)}, left ${money(t.left, t.currency)}`),
+            ...(report.attention.inTransit.transfers ? [`  ${report.attention.inTransit.transfers} transfer(s) in transit (oldest ${Math.round(report.attention.inTransit.oldestMs / 1000)} s)`] : []),
+            ...report.attention.suspense.map((x) => `  attention: ${money(x.amount, x.currency)} in suspense on shard ${x.shard} (refunds to closed accounts): see \`transfer suspense list\``),
           ].join('\n'),
         );
         if (!report.ok) process.exitCode = EXIT.NOT_COMPLETED;
