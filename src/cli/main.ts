@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
+import { registerMessageCommands } from './commands/messages.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
@@ -17,6 +18,7 @@ registerStackCommands(program, globals);
 registerAccountCommands(program, globals);
 registerTransferCommands(program, globals);
 registerSuspenseCommands(program, globals);
+registerMessageCommands(program, globals);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();
