@@ -23,6 +23,8 @@ export interface EmbeddedPostgresOptions {
   databases: readonly string[];
   /** Trade durability for speed (tests): fsync and synchronous commit off. */
   ephemeral?: boolean;
+  /** Extra server settings (`-c name=value`), e.g. shared_preload_libraries for a benchmark. */
+  settings?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -136,6 +138,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     // gone may not keep more than this much WAL (the disk would fill otherwise).
     '-c', 'wal_level=logical', '-c', 'max_slot_wal_keep_size=2GB'];
   if (options.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  for (const [name, value] of Object.entries(options.settings ?? {})) flags.push('-c', `${name}=${value}`);
   const logStream = createWriteStream(join(options.dir, 'postgres.log'), { flags: 'a' });
   const child = spawn(binaries.postgres, flags, { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
   child.stdout.pipe(logStream);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { handleRequest, markHandled, REQUESTS_PUBLICATION, type RequestHandlerOptions, type RequestRow } from './requests.js';
+import { handleRequest, markHandled, markStarted, REQUESTS_PUBLICATION, type Handled, type RequestHandlerOptions, type RequestRow } from './requests.js';
 
 export interface LogRelayOptions extends RequestHandlerOptions {
   /** The producer database (its role needs REPLICATION, and the server wal_level=logical). */
@@ -9,6 +9,11 @@ export interface LogRelayOptions extends RequestHandlerOptions {
   pool: pg.Pool;
   slot?: string;
   log?: (line: string) => void;
+  /**
+   * Rows handed over are marked, and the slot acknowledged, in one flush at most this often (or every
+   * 200 rows): one UPDATE per flush instead of one per request. Never acknowledged before marked.
+   */
+  flushMs?: number;
 }
 
 export const DEFAULT_SLOT = 'transfer_requests_relay';
@@ -33,6 +38,11 @@ export class LogRelay {
   confirmed: string | undefined;
   handled = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Handed over, not yet marked; `upTo` is the commit to acknowledge once they are. */
+  private unmarked: { row: RequestRow; result: Handled }[] = [];
+  private upTo: string | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: LogRelayOptions) {}
 
@@ -49,6 +59,9 @@ export class LogRelay {
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.flushTimer);
+    // What was handed over gets marked and acknowledged; if that fails, it is re-delivered next time.
+    if (this.service) await this.flush(this.service).catch(() => undefined);
     await this.service?.destroy().catch(() => undefined);
     this.service = undefined;
   }
@@ -96,6 +109,9 @@ export class LogRelay {
     this.options.log?.(`log relay: ${error.message}; reconnecting in 1 s`);
     this.service = undefined;
     this.inTransaction = [];
+    this.unmarked = [];
+    this.upTo = undefined;
+    clearTimeout(this.flushTimer);
     void service.destroy().catch(() => undefined);
     this.restartTimer = setTimeout(() => this.subscribe(), 1_000);
   }
@@ -108,21 +124,39 @@ export class LogRelay {
     } else if (message.tag === 'commit') {
       const rows = this.inTransaction;
       this.inTransaction = [];
-      for (const row of rows) await this.handleUntilDone(row);
+      for (const row of rows) {
+        const result = await this.handleUntilDone(row);
+        this.unmarked.push({ row, result }); // after the await: a flush may have swapped the array meanwhile
+      }
       this.handled += rows.length;
-      this.confirmed = lsn;
-      await service.acknowledge(lsn);
+      this.upTo = lsn;
+      if (this.unmarked.length >= 200) await this.flush(service);
+      else this.flushTimer ??= setTimeout(() => void this.flush(service).catch((error: Error) => this.retry(service, error)), this.options.flushMs ?? 10);
     }
   }
 
+  /** Marks what was handed over, then (only then) acknowledges up to its last commit. */
+  private flush(service: LogicalReplicationService): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+      const batch = this.unmarked;
+      const upTo = this.upTo;
+      if (!upTo || service !== this.service) return;
+      this.unmarked = [];
+      await markStarted(this.options.pool, batch.filter((b) => b.result.kind === 'started').map((b) => b.row.id));
+      for (const b of batch) if (b.result.kind !== 'started') await markHandled(this.options.pool, b.row, b.result);
+      await service.acknowledge(upTo);
+      this.confirmed = upTo;
+    });
+    return this.flushing;
+  }
+
   /** In log order: a request Temporal cannot take yet blocks the ones behind it, never skipped. */
-  private async handleUntilDone(row: RequestRow): Promise<void> {
+  private async handleUntilDone(row: RequestRow): Promise<Handled> {
     for (let attempt = 0; this.running; attempt++) {
       const result = await handleRequest({ ...row, attempts: attempt }, this.options);
-      if (result.kind !== 'retry') {
-        await markHandled(this.options.pool, row, result);
-        return;
-      }
+      if (result.kind !== 'retry') return result;
       this.options.log?.(`log relay: ${row.id} not started (${result.error}); retrying`);
       await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))));
     }

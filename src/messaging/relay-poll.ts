@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { withTransaction } from '../db/transaction.js';
-import { handleRequest, markHandled, REQUESTS_CHANNEL, REQUESTS_TABLE, type RequestHandlerOptions, type RequestRow } from './requests.js';
+import { handleRequest, markHandled, markStarted, REQUESTS_CHANNEL, REQUESTS_TABLE, type RequestHandlerOptions, type RequestRow } from './requests.js';
 
 export interface PollRelayOptions extends RequestHandlerOptions {
   pool: pg.Pool;
@@ -11,6 +11,8 @@ export interface PollRelayOptions extends RequestHandlerOptions {
   /** Wake on NOTIFY at commit (default true). */
   notify?: boolean;
   batch?: number;
+  /** After a NOTIFY, wait this long so one claim takes the rows of several commits (default 5 ms). */
+  coalesceMs?: number;
   log?: (line: string) => void;
 }
 
@@ -56,7 +58,9 @@ export class PollRelay {
       );
       // Starts in parallel: each is one idempotent RPC, and the rows stay locked until all are marked.
       const results = await Promise.all(rows.map((row) => handleRequest(row, this.options)));
-      for (const [i, row] of rows.entries()) await markHandled(client, row, results[i]!);
+      // One statement marks every started row; rejections and retries (rare) each get their own.
+      await markStarted(client, rows.filter((_, i) => results[i]!.kind === 'started').map((r) => r.id));
+      for (const [i, row] of rows.entries()) if (results[i]!.kind !== 'started') await markHandled(client, row, results[i]!);
       this.handled += rows.length;
       return rows.length;
     });
@@ -92,7 +96,7 @@ export class PollRelay {
 
   /** A dedicated LISTEN connection, re-established after any loss (a missed NOTIFY only costs the interval). */
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.url, keepAlive: true });
+    const client = new pg.Client({ connectionString: this.options.url, keepAlive: true, application_name: 'durable-transfer' });
     const again = () => {
       if (this.listener !== client) return;
       this.listener = undefined;
@@ -100,9 +104,15 @@ export class PollRelay {
     };
     client.on('error', again);
     client.on('end', again);
+    let coalescing = false;
     client.on('notification', () => {
-      this.kicked = true;
-      this.wake?.();
+      if (coalescing) return;
+      coalescing = true;
+      setTimeout(() => {
+        coalescing = false;
+        this.kicked = true;
+        this.wake?.();
+      }, this.options.coalesceMs ?? 5);
     });
     this.listener = client;
     try {

@@ -39,6 +39,8 @@ export type Handled =
 export interface RequestHandlerOptions {
   client: Client;
   taskQueue: string;
+  /** Replaces the hand-over to Temporal (the messaging benchmark measures the relay alone). */
+  handler?: (row: RequestRow) => Promise<Handled>;
   /** Test hook: runs right after a workflow start was accepted, before the row is marked. */
   afterStart?: (id: string) => Promise<void> | void;
   /** Counts starts per id (tests prove no request is started twice by concurrent relays). */
@@ -66,14 +68,14 @@ export function requestOf(row: RequestRow): { request: TransferRequest & { trans
 
 /** Hands one request to Temporal. The row's id is the workflow id: starting it again changes nothing. */
 export async function handleRequest(row: RequestRow, options: RequestHandlerOptions): Promise<Handled> {
+  if (options.handler) return options.handler(row);
   const parsed = requestOf(row);
   if ('reason' in parsed) return { kind: 'rejected', reason: parsed.reason };
   const { startTransfer } = await import('../client.js');
+  let started: Awaited<ReturnType<typeof startTransfer>>;
   try {
     options.onStart?.(row.id);
-    const started = await startTransfer(options.client, options.taskQueue, parsed.request);
-    await options.afterStart?.(row.id);
-    return { kind: 'started', existed: !started.started };
+    started = await startTransfer(options.client, options.taskQueue, parsed.request);
   } catch (error) {
     const e = error as Error & { fields?: string[] };
     // The id was used before for another transfer: the producer must pick a new id.
@@ -81,6 +83,8 @@ export async function handleRequest(row: RequestRow, options: RequestHandlerOpti
     if (e instanceof RefusalError) return { kind: 'rejected', reason: `${e.code}: ${e.message}` };
     return { kind: 'retry', error: e.message ?? String(error) };
   }
+  await options.afterStart?.(row.id); // outside the try: a crash here is a crash, not a retry
+  return { kind: 'started', existed: !started.started };
 }
 
 /** Back-off for a request Temporal could not take: 1 s doubling to 5 min. */
@@ -107,6 +111,15 @@ export async function markHandled(q: pg.Pool | pg.PoolClient, row: RequestRow, h
       [row.id, `retrying: ${handled.error}`.slice(0, 1000), retryDelayMs(row.attempts ?? 0)],
     );
   }
+}
+
+/** Marks many handed-over rows in one statement (the log relay marks per flush, not per row). */
+export async function markStarted(q: pg.Pool | pg.PoolClient, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await q.query(
+    `UPDATE ${REQUESTS_TABLE} SET state = 'started', reason = NULL, handled_at = now(), attempts = attempts + 1 WHERE id = ANY($1::text[]) AND state = 'pending'`,
+    [ids],
+  );
 }
 
 /**
