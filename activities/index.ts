@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { Refusal } from '../src/domain/codes.js';
+import { COMPENSATION_BLOCKED, Refusal } from '../src/domain/codes.js';
 import { RefusalError } from '../src/domain/errors.js';
 import { stepKey, type HoldSummary, type TransferPolicy } from '../src/domain/transfer.js';
 import type { Ledger } from '../src/ledger/ledger.js';
@@ -120,8 +120,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * Undo the debit side: void the hold, or refund it if it was posted. Safe before (or instead of)
-     * the reservation: the ledger records a tombstone. An unexpected refusal is made retryable on
-     * purpose: a compensation is retried until it succeeds, and its failures stay visible.
+     * the reservation: the ledger records a tombstone.
      */
     async compensateDebit(input: HoldInput): Promise<CompensationResult> {
       return asActivity(() => compensate(input, 'debit'));
@@ -141,25 +140,44 @@ export function createActivities(deps: ActivityDeps) {
           observe.compensation(voidStep, result.outcome);
           return { outcome: result.outcome, replayed: result.replayed, attempt: attempt(), ...(result.hold ? { hold: summary(result.hold) } : {}) };
         } catch (error) {
-          if (side === 'debit' && error instanceof RefusalError && error.code === Refusal.HOLD_POSTED) {
-            const refund = await ledger.refund({ key: stepKey(input.transferId, 'refund-debit'), holdKey: input.holdKey, accountId: input.account });
-            observe.compensation('refund-debit', 'refunded');
-            return { outcome: 'refunded', replayed: refund.replayed, attempt: attempt() };
-          }
+          if (side === 'debit' && error instanceof RefusalError && error.code === Refusal.HOLD_POSTED) return refundDebit(input);
           throw error;
         }
       });
     } catch (error) {
-      if (error instanceof RefusalError) {
-        throw ApplicationFailure.create({
-          type: 'COMPENSATION_BLOCKED',
-          message: `compensation ${voidStep} of ${input.holdKey} is blocked by ${error.code}: ${error.message}`,
-          nonRetryable: false,
-        });
-      }
+      // A refusal will not change by retrying the same key (refusals are sticky): stop and let the
+      // workflow surface it for an operator. Transient faults are rethrown and retried without end.
+      if (error instanceof RefusalError) throw blocked(input, voidStep, error);
       throw error;
     }
   }
+
+  /** The way back from a posted debit. Already refunded means done: the money is back either way. */
+  async function refundDebit(input: HoldInput): Promise<CompensationResult> {
+    try {
+      const refund = await ledger.refund({ key: stepKey(input.transferId, 'refund-debit'), holdKey: input.holdKey, accountId: input.account });
+      const already = (refund as { alreadyRefunded?: boolean }).alreadyRefunded === true;
+      observe.compensation('refund-debit', already ? 'already_refunded' : 'refunded');
+      return { outcome: already ? 'already_refunded' : 'refunded', replayed: refund.replayed, attempt: attempt() };
+    } catch (error) {
+      if (!(error instanceof RefusalError) || error.code !== Refusal.ALREADY_REFUNDED) throw error;
+      observe.compensation('refund-debit', 'already_refunded');
+      return { outcome: 'already_refunded', replayed: true, attempt: attempt() };
+    }
+  }
+}
+
+/**
+ * A compensation the ledger refused: non-retryable, so the workflow stops and asks an operator
+ * instead of retrying forever. The refusal code travels in the details and the message.
+ */
+function blocked(input: HoldInput, step: string, refusal: RefusalError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: COMPENSATION_BLOCKED,
+    message: `compensation ${step} of ${input.holdKey} is blocked by ${refusal.code}: ${refusal.message}`,
+    nonRetryable: true,
+    details: [{ code: refusal.code, message: refusal.message }],
+  });
 }
 
 function attempt(): number {

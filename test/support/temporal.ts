@@ -6,6 +6,7 @@ import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { TransferActivities } from '../../activities/index.js';
 import type { TransferPolicy } from '../../src/domain/transfer.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
+import type { TransferMetrics } from '../../src/observability/metrics.js';
 import { createTransferWorker } from '../../src/worker.js';
 import { createTestLedger, type TestLedger } from './ledger.js';
 
@@ -51,7 +52,7 @@ export function uniqueTaskQueue(): string {
 export async function createTestWorker(
   env: TestWorkflowEnvironment,
   ledger: Ledger,
-  options: { taskQueue: string; policy?: () => TransferPolicy; wrap?: (a: TransferActivities) => TransferActivities; overrides?: Partial<WorkerOptions> },
+  options: { taskQueue: string; policy?: () => TransferPolicy; wrap?: (a: TransferActivities) => TransferActivities; overrides?: Partial<WorkerOptions>; metrics?: TransferMetrics },
 ): Promise<Worker> {
   return createTransferWorker({
     connection: env.nativeConnection,
@@ -61,6 +62,7 @@ export async function createTestWorker(
     policy: options.policy ?? testPolicy(),
     workflowBundle: { codePath: inject('workflowBundle') },
     ...(options.wrap ? { wrapActivities: options.wrap } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
     overrides: { shutdownGraceTime: '1s', ...options.overrides },
   });
 }
