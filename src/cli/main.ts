@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
+import { registerRepairCommand } from './commands/repair.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerTransferCommands } from './commands/transfers.js';
 import { classify, EXIT, printed, type GlobalOptions } from './output.js';
@@ -15,6 +16,7 @@ const globals = () => program.opts<GlobalOptions>();
 registerStackCommands(program, globals);
 registerAccountCommands(program, globals);
 registerTransferCommands(program, globals);
+registerRepairCommand(program, globals);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();
