@@ -1,6 +1,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TransferActivities } from '../../activities/index.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
+import type { Logger } from '../../src/observability/logger.js';
 import type { TransferMetrics } from '../../src/observability/metrics.js';
 import { createTestWorker, type Latch, testPolicy, uniqueTaskQueue } from './temporal.js';
 
@@ -19,7 +20,7 @@ export function pauseBefore(name: 'reserveDebit' | 'reserveCredit' | 'postDebit'
 export async function withTransferWorker<T>(
   env: TestWorkflowEnvironment,
   ledger: Ledger,
-  options: { wrap?: (a: TransferActivities) => TransferActivities; approvalThreshold?: string; approvers?: string[]; metrics?: TransferMetrics },
+  options: { wrap?: (a: TransferActivities) => TransferActivities; approvalThreshold?: string; approvers?: string[]; metrics?: TransferMetrics; logger?: Logger },
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
   const taskQueue = uniqueTaskQueue();
@@ -28,6 +29,7 @@ export async function withTransferWorker<T>(
     policy: testPolicy({ approvalThreshold: options.approvalThreshold ?? null, ...(options.approvers ? { approvers: options.approvers } : {}) }),
     ...(options.wrap ? { wrap: options.wrap } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   return worker.runUntil(() => fn(taskQueue));
 }

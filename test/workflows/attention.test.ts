@@ -10,7 +10,7 @@ import { TransferMetrics } from '../../src/observability/metrics.js';
 import { repairUpdate, statusQuery } from '../../workflows/definitions.js';
 import { after, waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
-import { useTimeSkipping } from '../support/temporal.js';
+import { capturingLogger, useTimeSkipping } from '../support/temporal.js';
 import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
 
 let t: TestLedger;
@@ -49,14 +49,20 @@ describe('a refused compensation stops for an operator (NEEDS_ATTENTION), a tran
     await t.ledger.setStatus(to, 'frozen'); // the credit reservation is refused: the debit hold must be voided
     let refusing = true;
     const ledger = ledgerWithVoidFault(t.ledger, () => (refusing ? new RefusalError(Refusal.ACCOUNT_CLOSED, 'test: the ledger refuses this void') : undefined));
-    const result = await withTransferWorker(env, ledger, {}, async (taskQueue) => {
+    const { logger, lines } = capturingLogger();
+    const result = await withTransferWorker(env, ledger, { logger }, async (taskQueue) => {
       const handle = await startTransfer(env, taskQueue, { transferId: 'nr-1', from, to, amount: '300', currency: 'USD' });
       await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
+      await waitFor(() => lines.some((l) => l.level === 'error'));
+      expect(lines.filter((l) => l.level === 'error')).toEqual([
+        { level: 'error', fields: { transferId: 'nr-1', step: 'void-debit', code: 'ACCOUNT_CLOSED', err: 'test: the ledger refuses this void' }, msg: 'transfer needs attention: void-debit refused with ACCOUNT_CLOSED; run `transfer repair nr-1`' },
+      ]);
       expect(await activityFailures(handle)).toContainEqual({ activity: 'compensateDebit', type: 'COMPENSATION_BLOCKED', nonRetryable: true, message: expect.stringContaining('ACCOUNT_CLOSED') });
       await expectBalances(t.ledger, { [from]: { posted: '1000', pendingDebits: '300' } });
       refusing = false; // the operator fixed the cause
-      const state = await handle.executeUpdate(repairUpdate, { args: [{ action: 'retry' }] });
+      const state = await handle.executeUpdate(repairUpdate, { args: [{ action: 'retry', by: 'ops' }] });
       expect(state.result?.status).toBe('COMPENSATED');
+      expect(lines).toContainEqual({ level: 'warn', fields: { transferId: 'nr-1', step: 'void-debit', action: 'retry', by: 'ops', note: '' }, msg: 'operator repair: retry void-debit' });
       return handle.result();
     });
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'voided' }], sides: { debit: 'voided', credit: 'none' } });
@@ -89,6 +95,33 @@ describe('a refused compensation stops for an operator (NEEDS_ATTENTION), a tran
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'refunded', credit: 'expired' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'already_expired' }, { step: 'refund-debit', outcome: 'already_refunded' }]);
     await expectBalances(t.ledger, { [from]: { posted: '3000' }, [to]: { posted: '0' } }); // refunded once, not twice
+    await expectLedgerClean(t.ledger);
+  });
+
+  it('treats a refund answered alreadyRefunded (the ledger\'s new answer) as done too', async () => {
+    const from = await openFunded(t.ledger, 0, 'ar2-from', '3000');
+    const to = await openFunded(t.ledger, 1, 'ar2-to', '0');
+    // Stands in for the ledger that answers an already refunded hold with success and alreadyRefunded.
+    const ledger = new Proxy(t.ledger, {
+      get(target, prop) {
+        if (prop === 'refund') {
+          return async (input: Parameters<Ledger['refund']>[0]) =>
+            target.refund(input).catch((error: unknown) => {
+              if (!(error instanceof RefusalError) || error.code !== Refusal.ALREADY_REFUNDED) throw error;
+              return { key: input.key, operation: 'refund', replayed: false, postings: [], alreadyRefunded: true };
+            });
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const wrap = after('postDebit', async () => {
+      await t.ledger.refund({ key: 'ops:refund-by-hand-2', holdKey: 'ar2-1:reserve-debit', accountId: from });
+      t.clock.advance(16 * 60_000);
+    });
+    const result = await withTransferWorker(env, ledger, { wrap }, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'ar2-1', from, to, amount: '3000', currency: 'USD' })).result());
+    expect(result).toMatchObject({ status: 'COMPENSATED', compensations: [{ step: 'void-credit', outcome: 'already_expired' }, { step: 'refund-debit', outcome: 'already_refunded' }] });
+    await expectBalances(t.ledger, { [from]: { posted: '3000' }, [to]: { posted: '0' } });
     await expectLedgerClean(t.ledger);
   });
 
