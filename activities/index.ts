@@ -131,6 +131,20 @@ export function createActivities(deps: ActivityDeps) {
     },
   };
 
+  /*
+   * The refusals a compensation can meet, and why each is impossible, done, or a human's call:
+   * - void HOLD_NOT_FOUND (hold on another account): impossible, the account is the transfer's own.
+   * - void INVALID_INPUT (key shape): impossible, keys derive from a validated transfer id.
+   * - void IDEMPOTENCY_KEY_REUSED (someone else's record under the step key): impossible once keys are
+   *   namespaced by operation (the ledger's change for issue 9, hole 4); until then, a human's call.
+   * - void HOLD_POSTED: on the debit, the refund below; on the credit, someone posted it outside the
+   *   saga (refunding the debit would pay twice over): a human's call.
+   * - refund HOLD_NOT_POSTED: impossible, the void just found it posted and a posted hold is final.
+   * - refund ALREADY_REFUNDED (or success with alreadyRefunded): done, the money is back.
+   * - account status: never refused, granted holds still finish on frozen accounts and a refund into
+   *   a closed account lands in the shard's suspense account (the ledger's rule).
+   * Anything else is stopped as COMPENSATION_BLOCKED: the workflow shows NEEDS_ATTENTION.
+   */
   async function compensate(input: HoldInput, side: 'debit' | 'credit'): Promise<CompensationResult> {
     const voidStep = side === 'debit' ? 'void-debit' : 'void-credit';
     try {

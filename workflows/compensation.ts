@@ -15,12 +15,12 @@ export interface Compensation {
   run: () => Promise<CompensationResult>;
 }
 
-type Record = (step: StepRecord['step'], result: { attempt: number; replayed: boolean } | undefined, startedAt: number, outcome: StepRecord['outcome'], detail?: string) => void;
+type RecordStep = (step: StepRecord['step'], result: { attempt: number; replayed: boolean } | undefined, startedAt: number, outcome: StepRecord['outcome'], detail?: string) => void;
 
 interface Saga {
   state: TransferState;
   setStatus: (status: TransferStatus) => void;
-  record: Record;
+  record: RecordStep;
   compensations: TransferResult['compensations'];
 }
 
