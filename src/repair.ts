@@ -30,7 +30,9 @@ export interface LedgerPicture {
 }
 
 function sideOf(records: TransferRecords, transferId: string, side: 'debit' | 'credit'): SideState {
-  const hold = records.holds.find((h) => h.key === stepKey(transferId, side === 'debit' ? 'reserve-debit' : 'reserve-credit'));
+  // By side, not by key text: a transfer has at most one hold per side (its reservation key is
+  // `<transferId>:reserve-<side>`), and how the ledger spells keys inside is the ledger's business.
+  const hold = records.holds.find((h) => h.transferId === transferId && h.side === side);
   if (!hold) return 'none';
   if (hold.state === 'posted' && records.postings.some((p) => p.kind === 'refund' && p.holdKey === hold.key)) return 'refunded';
   return hold.state;
