@@ -1,9 +1,8 @@
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { formatMoney } from './domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from './domain/search-attributes.js';
-import { validateTransfer, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
+import { validateTransfer, type RepairRequest, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
 import { approveUpdate, cancelUpdate, repairUpdate, statusQuery, TRANSFER_WORKFLOW, type ApproveAnswer } from '../workflows/definitions.js';
-import type { RepairRequest } from './domain/transfer.js';
 import { ledgerPicture, type LedgerPicture, type TransferRecords } from './repair.js';
 import type { transferWorkflow } from '../workflows/transfer.js';
 
