@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
 import { registerMessageCommands } from './commands/messages.js';
+import { registerRepairCommand } from './commands/repair.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
@@ -19,6 +20,7 @@ registerAccountCommands(program, globals);
 registerTransferCommands(program, globals);
 registerSuspenseCommands(program, globals);
 registerMessageCommands(program, globals);
+registerRepairCommand(program, globals);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();
