@@ -19,6 +19,8 @@ import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
  */
 export const SHARD_COUNT = 2;
 export const shardDatabase = (shard: number) => `ledger_shard_${shard}`;
+/** The example producer service's own database (the inbound transfer request table lives there). */
+export const WALLET_SERVICE_DATABASE = 'wallet_service';
 
 export interface StackInfo {
   pid: number;
@@ -30,6 +32,8 @@ export interface StackInfo {
   shardUrls: string[];
   slotMap: string;
   metricsPort?: number;
+  /** The example wallet service's database, where `up` relays transfer requests from. */
+  producerUrl?: string;
 }
 
 export interface EmbeddedStack {
@@ -89,7 +93,7 @@ export async function startEmbeddedStack(options: {
     progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
   } else {
     progress('starting PostgreSQL (embedded)…');
-    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases, log: (l) => progress(`  ${l}`) });
+    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, WALLET_SERVICE_DATABASE], log: (l) => progress(`  ${l}`) });
   }
   const taken = postgres ? [postgres.port] : [];
   let temporal: TemporalHandle | undefined;
@@ -107,6 +111,7 @@ export async function startEmbeddedStack(options: {
       webUi: `http://127.0.0.1:${uiPort}`,
       shardUrls: options.external?.shardUrls ?? databases.map((db) => postgres!.url(db)),
       slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
+      ...(postgres ? { producerUrl: postgres.url(WALLET_SERVICE_DATABASE) } : process.env.MESSAGES_PRODUCER_URL ? { producerUrl: process.env.MESSAGES_PRODUCER_URL } : {}),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
     const started = temporal;

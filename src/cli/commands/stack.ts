@@ -85,12 +85,18 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       });
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
+      let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
       try {
         await waitForLedger(ledger, (line) => {
           logger.warn({}, line);
           say(line);
         });
         running = await runWorker({ connection: stack.nativeConnection, namespace: stack.info.namespace, taskQueue, ledger, logger, metricsPort: Number(opts.metricsPort) });
+        if (stack.info.producerUrl) {
+          const { runRelay } = await import('../../messaging/run-relay.js');
+          const mode = process.env.TRANSFER_RELAY_MODE === 'log' ? 'log' : 'poll';
+          relay = await runRelay({ url: stack.info.producerUrl, client: stack.client, taskQueue, mode, example: true, log: (line) => logger.warn({}, line) });
+        }
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
         say(`  Web UI        ${stack.info.webUi}`);
@@ -98,9 +104,10 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
         say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
+        if (relay) say(`  Relay         ${relay.mode} mode: transfer requests from database wallet_service (transfer_outbox.transfer_requests)`);
         if (opts.demo) {
           const { runDemo } = await load.demo();
-          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
+          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
@@ -109,6 +116,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           say(`\n${signal}: shutting down…`);
         }
       } finally {
+        await relay?.stop().catch((e) => say(`relay stop: ${(e as Error).message}`));
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
         await ledger.close().catch(() => undefined);
         await stack.stop();
