@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { createPool } from '../db/transaction.js';
-import { LogRelay } from './relay-log.js';
+import { LogRelay, slotLag } from './relay-log.js';
 import { PollRelay } from './relay-poll.js';
 import { followOutcomes, installRequestTable } from './requests.js';
 import { installWalletSchema } from './wallet-example.js';
@@ -17,7 +17,7 @@ export interface RunningRelay {
  * A relay with its outcome follower, as `up` runs it for the example wallet service's database
  * (TRANSFER_RELAY_MODE=log switches to the WAL-tailing relay).
  */
-export async function runRelay(options: { url: string; client: Client; taskQueue: string; mode?: RelayMode; log: (line: string) => void; example?: boolean }): Promise<RunningRelay> {
+export async function runRelay(options: { url: string; client: Client; taskQueue: string; mode?: RelayMode; log: (line: string) => void; example?: boolean; onSlotLag?: (bytes: number) => void }): Promise<RunningRelay> {
   const mode = options.mode ?? 'poll';
   const pool = createPool(options.url, 4);
   await installRequestTable(pool);
@@ -27,7 +27,13 @@ export async function runRelay(options: { url: string; client: Client; taskQueue
   await relay.start();
   let following = Promise.resolve();
   const timer = setInterval(() => {
-    following = following.then(() => followOutcomes(pool, options.client)).then(() => undefined, (e: Error) => options.log(`relay outcomes: ${e.message}`));
+    following = following
+      .then(async () => {
+        await followOutcomes(pool, options.client);
+        // WAL the slot keeps for us: it grows while the relay is behind (capped by max_slot_wal_keep_size).
+        if (mode === 'log' && options.onSlotLag) options.onSlotLag((await slotLag(pool)).lagBytes);
+      })
+      .then(() => undefined, (e: Error) => options.log(`relay outcomes: ${e.message}`));
   }, 1_000);
   return {
     mode,

@@ -95,7 +95,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (stack.info.producerUrl) {
           const { runRelay } = await import('../../messaging/run-relay.js');
           const mode = process.env.TRANSFER_RELAY_MODE === 'log' ? 'log' : 'poll';
-          relay = await runRelay({ url: stack.info.producerUrl, client: stack.client, taskQueue, mode, example: true, log: (line) => logger.warn({}, line) });
+          const metrics = running.metrics;
+          relay = await runRelay({ url: stack.info.producerUrl, client: stack.client, taskQueue, mode, example: true, log: (line) => logger.warn({}, line), onSlotLag: (bytes) => metrics.relaySlotLag.set(bytes) });
         }
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
