@@ -3,6 +3,7 @@ import { Refusal } from '../domain/codes.js';
 import { RefusalError, TransientError } from '../domain/errors.js';
 import { formatMoney } from '../domain/money.js';
 import { TRANSFER_ID } from '../domain/transfer.js';
+import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 
 /** Exit codes: the contract scripts rely on. */
 export const EXIT = { OK: 0, NOT_COMPLETED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -78,7 +79,9 @@ function isUnreachable(error: unknown): boolean {
 }
 
 /** Maps any error to (exit code, one clear line). */
-export function classify(error: unknown): { exitCode: number; message: string; code?: string } {
+export function classify(error: unknown): { exitCode: number; message: string; code?: string; fields?: readonly string[] } {
+  // Bad usage: the id names another transfer. Nothing was started; the fields say what differs.
+  if (error instanceof TransferIdReusedError) return { exitCode: EXIT.USAGE, message: oneLine(error.message), code: error.code, fields: error.fields };
   if (error instanceof CliError) return { exitCode: error.exitCode, message: oneLine(error.message), ...(error.code ? { code: error.code } : {}) };
   if (error instanceof RefusalError) return { exitCode: EXIT.USAGE, message: oneLine(error.message), code: error.code };
   const e = error as { code?: string; name?: string; message?: string };

@@ -81,10 +81,13 @@ export function registerTransferCommands(program: Command, globals: () => Global
       await withClient(async ({ client, config, api }) => {
         const started = await api.startTransfer(client, config.taskQueue, request);
         if (!opts.wait) {
-          // A new transfer is RUNNING; an existing id answers with where that transfer is now.
+          // A new transfer is RUNNING; an existing id answers with that transfer as stored and where it
+          // is now (its outcome decides the exit code), never with this command's arguments.
           const status = started.started ? 'RUNNING' : await currentStatus(client, started.id);
-          const json = { id: started.id, status, from: opts.from, to: opts.to, amount, currency: opts.currency, started: started.started };
-          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${opts.from} → ${opts.to}  ${money(amount, opts.currency)}`);
+          const stored = started.request;
+          const json = { id: started.id, status, ...stored, started: started.started };
+          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${stored.from} → ${stored.to}  ${money(stored.amount, stored.currency)}`);
+          exitFor(status);
           return;
         }
         const result = await api.transferResult(started.handle);
