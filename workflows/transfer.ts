@@ -15,6 +15,7 @@ import {
   type TransferState,
   type TransferStatus,
   type ValidTransfer,
+  validateCancelRequest,
   validateTransfer,
 } from '../src/domain/transfer.js';
 import { approveSignal, cancelUpdate, statusQuery, type CancelRequest } from './definitions.js';
@@ -65,7 +66,8 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
       return state.result!;
     },
     {
-      validator: (_request: CancelRequest) => {
+      validator: (request: CancelRequest) => {
+        validateCancelRequest(request); // a bad request is rejected here and cancels nothing
         if (!state.cancellable) {
           throw new Error(state.result ? `transfer ${workflowId} already ended ${state.result.status}` : `transfer ${workflowId} is already posting the debit; it can no longer be cancelled`);
         }

@@ -1,8 +1,9 @@
 import { assertAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError, TransientError } from '../domain/errors.js';
+import { shown } from '../domain/input.js';
 import { formatMoney } from '../domain/money.js';
-import { TRANSFER_ID } from '../domain/transfer.js';
+import { assertTransferId } from '../domain/transfer.js';
 import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 
 /** Exit codes: the contract scripts rely on. */
@@ -46,16 +47,14 @@ export function checkAccountId(id: string, field = 'account'): string {
 }
 
 export function checkTransferId(id: string): string {
-  if (!TRANSFER_ID.test(id)) {
-    throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${JSON.stringify(id)} is invalid (letters, digits, "_.:-", at most 128)`);
-  }
+  assertTransferId(id);
   return id;
 }
 
 /** The shape of a decimal amount, when the currency (and so the exponent) is only known later. */
 export function checkDecimalSyntax(text: string): string {
   if (!/^[0-9]+(?:\.[0-9]+)?$/.test(text.trim()) || !/[1-9]/.test(text)) {
-    throw new RefusalError(Refusal.INVALID_AMOUNT, `amount ${JSON.stringify(text)} is not a plain positive decimal number`);
+    throw new RefusalError(Refusal.INVALID_AMOUNT, `amount ${shown(text)} is not a plain positive decimal number`);
   }
   return text;
 }
@@ -63,7 +62,7 @@ export function checkDecimalSyntax(text: string): string {
 export function checkPositiveInteger(text: string, name: string, max: number): number {
   const n = Number(text);
   if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-    throw new CliError(`${name} must be an integer from 1 to ${max} (got ${JSON.stringify(text)})`, EXIT.USAGE, 'INVALID_INPUT');
+    throw new CliError(`${name} must be an integer from 1 to ${max} (got ${shown(text)})`, EXIT.USAGE, 'INVALID_INPUT');
   }
   return n;
 }

@@ -1,7 +1,9 @@
-import { assertAccountId, type AccountStatus } from '../domain/accounts.js';
+import { ACCOUNT_STATUSES, assertAccountId, type AccountStatus } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
+import { assertIdempotencyKey, assertOneOf } from '../domain/input.js';
 import { assertCurrency, parseMinorUnits } from '../domain/money.js';
+import { assertTransferId } from '../domain/transfer.js';
 import { shardOf, type SlotRange } from '../domain/slots.js';
 import { migrate } from '../db/migrate.js';
 import { classifyDbError, createPool } from '../db/transaction.js';
@@ -77,6 +79,7 @@ export class Ledger {
   }
 
   async setStatus(id: string, status: AccountStatus): Promise<AccountView> {
+    assertOneOf(status, ACCOUNT_STATUSES, 'status');
     return accounts.setStatus(this.shardFor(id), id, status);
   }
 
@@ -91,6 +94,9 @@ export class Ledger {
     counterparty?: string;
   }): Promise<HoldResult> {
     assertKey(input.key);
+    assertTransferId(input.transferId);
+    assertOneOf(input.side, ['debit', 'credit'] as const, 'side');
+    if (input.counterparty !== undefined) assertAccountId(input.counterparty, 'counterparty');
     assertCurrency(input.currency);
     const amount = parseMinorUnits(input.amount);
     if (!Number.isSafeInteger(input.ttlMs) || input.ttlMs <= 0) {
@@ -101,16 +107,19 @@ export class Ledger {
 
   async post(input: { key: string; holdKey: string; accountId: string }): Promise<EntryResult> {
     assertKey(input.key);
+    assertIdempotencyKey(input.holdKey, 'hold key');
     return holds.post(this.shardFor(input.accountId), input);
   }
 
   async void(input: { key: string; holdKey: string; accountId: string }): Promise<VoidResult> {
     assertKey(input.key);
+    assertIdempotencyKey(input.holdKey, 'hold key');
     return holds.voidHold(this.shardFor(input.accountId), input);
   }
 
   async refund(input: { key: string; holdKey: string; accountId: string }): Promise<EntryResult> {
     assertKey(input.key);
+    assertIdempotencyKey(input.holdKey, 'hold key');
     return holds.refund(this.shardFor(input.accountId), input);
   }
 
@@ -154,8 +163,10 @@ async function classified<T>(read: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Keys reach PostgreSQL as text: NUL would fail the statement and a lone surrogate would be stored
+ * as U+FFFD, merging two different keys into one; both are refused here (src/domain/input.ts).
+ */
 function assertKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
-    throw new RefusalError(Refusal.INVALID_INPUT, 'idempotency key must be a non-empty string of at most 200 characters');
-  }
+  assertIdempotencyKey(key);
 }

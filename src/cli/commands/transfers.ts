@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
-import { TERMINAL_STATUSES, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
+import { TERMINAL_STATUSES, validateCancelRequest, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
 import { openClient, openLedger } from '../context.js';
 import { checkAccountId, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
@@ -119,6 +119,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .option('--reason <text>', 'why')
     .action(async (id: string, opts: { reason?: string }) => {
       checkTransferId(id);
+      validateCancelRequest({ ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
       await withClient(async ({ client, api }) => {
         await mustBeRunning(client, id, 'cancel');
         const result = await api.cancelTransfer(client, id, opts.reason).catch(async (error: Error) => {
