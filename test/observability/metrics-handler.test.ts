@@ -60,4 +60,20 @@ describe('the metrics endpoint', () => {
     metrics.registry.metrics = realMetrics;
     expect((await scrape()).status).toBe(200);
   });
+
+  it('still answers 500 when the error logger itself throws', async () => {
+    const other = new TransferMetrics();
+    other.registry.metrics = () => Promise.reject(new Error('collector failed'));
+    const server = await other.serve(0, '127.0.0.1', () => {
+      throw new Error('logger failed');
+    });
+    try {
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      expect(response.status).toBe(500);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(escaped).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(() => resolve(undefined)));
+    }
+  });
 });
