@@ -48,11 +48,11 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       await mkdir(stackDir(), { recursive: true });
       const logger = createLogger('transfer-worker', { destination: join(stackDir(), 'worker.log') });
       const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
-      installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined);
       // LEDGER_SHARD_URLS / DATABASE_URL switch the ledger to external PostgreSQL servers.
       const external = ledgerConfig();
       const stack = await startEmbeddedStack({
         progress: say,
+        beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
         taskQueue,
         temporalPort: Number(opts.port),
         uiPort: Number(opts.uiPort),
