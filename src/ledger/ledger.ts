@@ -142,14 +142,15 @@ export class Ledger {
     assertTransferId(input.transferId);
     assertOneOf(input.side, ['debit', 'credit'] as const, 'side');
     if (input.counterparty !== undefined) assertAccountId(input.counterparty, 'counterparty');
-    // A hold's key is its transfer's: no reservation can take (or fence) the key of another transfer.
-    if (!input.key.startsWith(`${input.transferId}:`)) {
-      throw new RefusalError(Refusal.INVALID_INPUT, `hold key ${input.key} does not belong to transfer ${input.transferId} (expected "${input.transferId}:…")`);
-    }
+    assertAccountId(input.accountId);
     assertCurrency(input.currency);
     const amount = parseMinorUnits(input.amount);
     if (!Number.isSafeInteger(input.ttlMs) || input.ttlMs <= 0) {
       throw new RefusalError(Refusal.INVALID_INPUT, `hold ttl must be a positive number of milliseconds`);
+    }
+    // A hold's key is its transfer's: no reservation can take (or fence) the key of another transfer.
+    if (!input.key.startsWith(`${input.transferId}:`)) {
+      throw new RefusalError(Refusal.INVALID_INPUT, `hold key ${input.key} does not belong to transfer ${input.transferId} (expected "${input.transferId}:…")`);
     }
     return holds.reserve(await this.shard(input.accountId), { ...input, amount });
   }

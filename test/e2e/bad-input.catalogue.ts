@@ -169,7 +169,8 @@ export function ledgerCases(f: Fixture): LedgerCase[] {
   const movement = { accountId: f.usd, amount: '100', currency: 'USD' };
   const hold = { transferId: `${f.tag}-lt`, accountId: f.usd, side: 'debit' as HoldSide, amount: '100', currency: 'USD', ttlMs: 60_000 };
   let n = 0;
-  const key = () => `${f.tag}-lk-${n++}`;
+  // Every key is of the reservation's transfer (`<transferId>:…`): a hold key must name its own transfer.
+  const key = () => `${hold.transferId}:lk-${n++}`;
   const add = (label: string, names: RegExp, code: string, call: (l: Ledger, k: string) => Promise<unknown>, refused = false) => {
     const k = key();
     cases.push({ label, names, code, call: (l) => call(l, k), ...(refused ? { refusedKeys: [k] } : {}) });
@@ -207,6 +208,7 @@ export function ledgerCases(f: Fixture): LedgerCase[] {
     add(`refund holdKey ${b.label}`, /hold key/, 'INVALID_INPUT', (l, k) => l.refund({ key: k, holdKey: any(b.value), accountId: f.usd }));
   }
   for (const b of [...BAD_TRANSFER_IDS, ...WRONG_TYPES]) add(`reserve transferId ${b.label}`, /transfer id/, 'INVALID_INPUT', (l, k) => l.reserve({ ...hold, key: k, transferId: any(b.value) }));
+  add('reserve under the key of another transfer', /hold key .* does not belong to transfer/, 'INVALID_INPUT', (l) => l.reserve({ ...hold, key: `${f.tag}-other:reserve-debit` }));
   for (const side of ['sideways', 'DEBIT', '', 5, undefined]) add(`reserve side ${String(side)}`, /side/, 'INVALID_INPUT', (l, k) => l.reserve({ ...hold, key: k, side: any(side) }));
   for (const ttl of [0, -1, 1.5, '60000', Number.NaN, Infinity]) add(`reserve ttlMs ${String(ttl)}`, /ttl/, 'INVALID_INPUT', (l, k) => l.reserve({ ...hold, key: k, ttlMs: any(ttl) }));
   for (const status of ['deleted', 'ACTIVE', '', 5, null]) add(`setStatus status ${String(status)}`, /status/, 'INVALID_INPUT', (l) => l.setStatus(f.usd, any(status)));
