@@ -3,6 +3,7 @@ import { registerAccountCommands } from './commands/accounts.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
+import { registerMessagingServiceCommands, registerWebhookCommands } from './commands/webhooks.js';
 import { classify, EXIT, printed, type GlobalOptions } from './output.js';
 
 const program = new Command('transfer')
@@ -17,6 +18,8 @@ registerStackCommands(program, globals);
 registerAccountCommands(program, globals);
 registerTransferCommands(program, globals);
 registerSuspenseCommands(program, globals);
+registerWebhookCommands(program, globals);
+registerMessagingServiceCommands(program);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();

@@ -30,7 +30,15 @@ export interface StackInfo {
   shardUrls: string[];
   slotMap: string;
   metricsPort?: number;
+  /** Webhook subscribers and deliveries (MESSAGES_DATABASE_URL when external). */
+  messagesUrl?: string;
+  /** The reference receiver's own database (FUND_ACCOUNT_DATABASE_URL when external). */
+  fundAccountUrl?: string;
 }
+
+/** Databases next to the shards: the webhook dispatcher's, and the reference receiver's. */
+export const MESSAGES_DATABASE = 'transfer_messages';
+export const FUND_ACCOUNT_DATABASE = 'fund_account';
 
 export interface EmbeddedStack {
   info: StackInfo;
@@ -89,7 +97,7 @@ export async function startEmbeddedStack(options: {
     progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
   } else {
     progress('starting PostgreSQL (embedded)…');
-    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases, log: (l) => progress(`  ${l}`) });
+    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, MESSAGES_DATABASE, FUND_ACCOUNT_DATABASE], log: (l) => progress(`  ${l}`) });
   }
   const taken = postgres ? [postgres.port] : [];
   let temporal: TemporalHandle | undefined;
@@ -107,6 +115,7 @@ export async function startEmbeddedStack(options: {
       webUi: `http://127.0.0.1:${uiPort}`,
       shardUrls: options.external?.shardUrls ?? databases.map((db) => postgres!.url(db)),
       slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
+      ...(postgres ? { messagesUrl: postgres.url(MESSAGES_DATABASE), fundAccountUrl: postgres.url(FUND_ACCOUNT_DATABASE) } : {}),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
     const started = temporal;

@@ -85,12 +85,20 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       });
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
+      let messaging: { stop(): Promise<void> } | undefined;
       try {
         await waitForLedger(ledger, (line) => {
           logger.warn({}, line);
           say(line);
         });
         running = await runWorker({ connection: stack.nativeConnection, namespace: stack.info.namespace, taskQueue, ledger, logger, metricsPort: Number(opts.metricsPort) });
+        // Outbound messages: the webhook dispatcher and the reference fund-account receiver.
+        const { startMessagingForUp } = await import('../../messaging/webhooks/up.js');
+        messaging = await startMessagingForUp({
+          messagesUrl: process.env.MESSAGES_DATABASE_URL || stack.info.messagesUrl,
+          fundAccountUrl: process.env.FUND_ACCOUNT_DATABASE_URL || stack.info.fundAccountUrl,
+          shardUrls: stack.info.shardUrls, logger, say,
+        });
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
         say(`  Web UI        ${stack.info.webUi}`);
@@ -109,6 +117,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           say(`\n${signal}: shutting down…`);
         }
       } finally {
+        await messaging?.stop().catch((e) => say(`webhooks stop: ${(e as Error).message}`));
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
         await ledger.close().catch(() => undefined);
         await stack.stop();
