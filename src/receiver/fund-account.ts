@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { migrate } from '../db/migrate.js';
+import { inTransaction } from '../messaging/webhooks/db.js';
 
 /**
  * The reference receiver: a downstream "fund account" service. It verifies each delivery's
@@ -54,10 +55,7 @@ interface Envelope { type: string; data: { transferId?: string; account?: string
 
 /** Returns whether the event was new. */
 async function apply(pool: pg.Pool, webhookId: string, event: Envelope): Promise<boolean> {
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     const fresh = await client.query('INSERT INTO processed_webhooks (webhook_id, event_type) VALUES ($1::text, $2::text) ON CONFLICT DO NOTHING', [webhookId, event.type]);
     if (fresh.rowCount === 1 && event.type === 'transfer.credit_posted') {
       const { transferId, account, amount, currency } = event.data;
@@ -68,15 +66,8 @@ async function apply(pool: pg.Pool, webhookId: string, event: Envelope): Promise
          ON CONFLICT (account, currency) DO UPDATE SET balance = fund_balances.balance + EXCLUDED.balance, credits = fund_balances.credits + 1, updated_at = now()`,
         [account, currency, amount]);
     }
-    await client.query('COMMIT');
     return fresh.rowCount === 1;
-  } catch (error) {
-    failed = error as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release(failed);
-  }
+  });
 }
 
 export async function startFundAccountReceiver(options: { databaseUrl: string; secrets: string[]; port?: number; host?: string; log?: (line: string) => void }): Promise<FundAccountReceiver> {

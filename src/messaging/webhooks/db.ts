@@ -19,3 +19,28 @@ export function resilientPool(url: string, max: number, onError: (error: Error) 
   pool.on('error', onError);
   return pool;
 }
+
+/**
+ * A transaction on a client of its own. A checked-out client whose backend is terminated between
+ * two queries emits 'error' outside any query: without a listener that would end the process. The
+ * next query then fails, the transaction is abandoned, and the client is discarded, not pooled.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  const ignore = () => undefined;
+  client.on('error', ignore);
+  let failed: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    failed = error as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.off('error', ignore);
+    client.release(failed);
+  }
+}

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { nextDelayMs, type DispatcherSettings } from './config.js';
+import { inTransaction } from './db.js';
 import type { SendResult } from './sender.js';
 
 /** A claimed delivery: everything one attempt needs. Secrets stay in memory, never in logs. */
@@ -65,10 +66,7 @@ export async function recordAttempts(pool: pg.Pool, settings: DispatcherSettings
     cols.latency.push(result.latencyMs);
     cols.delay.push(delayMs ?? 0);
   }
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query(
       `WITH r AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], $6::int[], $7::bigint[])
                   AS r(id, attempt, status, http_status, error, latency, delay_ms)),
@@ -88,14 +86,7 @@ export async function recordAttempts(pool: pg.Pool, settings: DispatcherSettings
         `UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'answered 410 Gone at ' || now()::text, updated_at = now()
          WHERE id::text = ANY($1::text[]) AND enabled`, [[...gone]]);
     }
-    await client.query('COMMIT');
-  } catch (error) {
-    failed = error as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release(failed);
-  }
+  });
 }
 
 /** Retention: delivered rows (and their attempts) older than `retentionMs`, a bounded batch at a time. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inTransaction } from './db.js';
 import { matchesEventType } from './endpoints.js';
 
 /** A row of a shard's ledger_events, as read for delivery. */
@@ -85,30 +86,16 @@ export async function insertDeliveries(client: pg.PoolClient | pg.Pool, shard: n
  */
 export async function fanOutPage(messages: pg.Pool, shardPool: pg.Pool, shard: number, pageSize: number): Promise<number> {
   await messages.query('INSERT INTO webhook_cursors (shard) VALUES ($1::int) ON CONFLICT DO NOTHING', [shard]);
-  const client = await messages.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  return inTransaction(messages, async (client) => {
     const cursor = await client.query<{ txid: string; seq: string }>(
       'SELECT txid::text, seq::text FROM webhook_cursors WHERE shard = $1::int FOR UPDATE SKIP LOCKED', [shard]);
-    if (!cursor.rows[0]) {
-      await client.query('ROLLBACK');
-      return 0;
-    }
+    if (!cursor.rows[0]) return 0;
     const events = await readEventsAfter(shardPool, cursor.rows[0], pageSize);
     if (events.length > 0) {
       await insertDeliveries(client, shard, events, 'ignore');
       const last = events[events.length - 1]!;
       await client.query('UPDATE webhook_cursors SET txid = $2::xid8, seq = $3::bigint, updated_at = now() WHERE shard = $1::int', [shard, last.txid, last.seq]);
     }
-    await client.query('COMMIT');
     return events.length;
-  } catch (error) {
-    broken = error as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    // After any error the client is discarded: one whose connection died must not go back to the pool.
-    client.release(broken);
-  }
+  });
 }
