@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { Webhook } from 'standardwebhooks';
 import { parseRetryAfter } from './config.js';
-import { guardedLookup } from './url-guard.js';
+import { guardedLookup, isForbiddenAddress } from './url-guard.js';
 
 export interface SendResult {
   /** A 2xx arrived within the timeout. */
@@ -59,6 +59,7 @@ export function sendWebhook(input: { url: string; id: string; body: string; secr
   };
   return new Promise((resolve) => {
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const finish = (result: Omit<SendResult, 'latencyMs' | 'gone'>) => {
       if (settled) return;
       settled = true;
@@ -66,6 +67,8 @@ export function sendWebhook(input: { url: string; id: string; body: string; secr
       resolve({ ...result, gone: result.status === 410, latencyMs: Math.round(performance.now() - started) });
     };
     const url = new URL(input.url);
+    // An address literal never goes through the agent's lookup: check it here (a row edited in the database, say).
+    if (isForbiddenAddress(url.hostname.replace(/^\[|\]$/g, ''))) return finish({ ok: false, error: `refused: ${url.hostname} is a link-local / metadata address` });
     const client = url.protocol === 'https:' ? https : http;
     const agent = url.protocol === 'https:' ? agents.https : agents.http;
     const req = client.request(url, { method: 'POST', headers, agent }, (res) => {
@@ -77,7 +80,7 @@ export function sendWebhook(input: { url: string; id: string; body: string; secr
       res.resume();
     });
     // The deadline covers connecting, sending and the status line: a socket that never answers fails here.
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       finish({ ok: false, error: `no response within ${input.timeoutMs} ms` });
       req.destroy();
     }, input.timeoutMs);

@@ -18,6 +18,9 @@ export function isForbiddenAddress(address: string): boolean {
     // IPv4-mapped IPv6 (::ffff:169.254.x.y) reaches the same host.
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
     if (mapped) return isForbiddenAddress(mapped[1]!);
+    // The same, as the URL parser normalises it: ::ffff:a9fe:a9fe.
+    const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
+    if (hex) return (parseInt(hex[1]!, 16) >> 8) === 169 && (parseInt(hex[1]!, 16) & 0xff) === 254;
     // fe80::/10: first 10 bits 1111111010, i.e. fe8x, fe9x, feax, febx.
     return /^fe[89ab][0-9a-f]:/.test(a);
   }
