@@ -14,6 +14,8 @@ export interface LedgerEvent {
   createdAt: Date;
 }
 
+// The output columns seq and txid are text: ORDER BY must name the table's columns, or it would sort
+// the text ('10' before '9') and the cursor would skip events.
 const EVENT_COLUMNS = `id::text, seq::text, txid::text, aggregatetype, aggregateid, type, payload, created_at AS "createdAt"`;
 
 /**
@@ -26,7 +28,7 @@ export async function readEventsAfter(shard: pg.Pool, after: { txid: string; seq
   const { rows } = await shard.query<LedgerEvent>(
     `SELECT ${EVENT_COLUMNS} FROM ledger_events
      WHERE (txid, seq) > ($1::xid8, $2::bigint) AND txid < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY txid, seq LIMIT $3::int`,
+     ORDER BY ledger_events.txid, ledger_events.seq LIMIT $3::int`,
     [after.txid, after.seq, limit],
   );
   return rows;

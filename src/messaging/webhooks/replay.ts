@@ -25,7 +25,7 @@ export async function replayEvents(messages: pg.Pool, shards: pg.Pool[], range: 
       `SELECT id::text, seq::text, txid::text, aggregatetype, aggregateid, type, payload, created_at AS "createdAt" FROM ledger_events
        WHERE ($1::text IS NULL OR id::text = $1::text) AND ($2::timestamptz IS NULL OR created_at >= $2::timestamptz)
          AND ($3::timestamptz IS NULL OR created_at < $3::timestamptz)
-       ORDER BY seq LIMIT $4::int`,
+       ORDER BY ledger_events.seq LIMIT $4::int`,
       [range.eventId ?? null, range.since ?? null, range.until ?? null, REPLAY_LIMIT],
     );
     events += rows.length;
