@@ -47,7 +47,8 @@ export function signatureHeader(secrets: readonly string[], id: string, at: Date
  * status line arrives; the response body is drained and ignored.
  */
 export function sendWebhook(input: { url: string; id: string; body: string; secrets: readonly string[]; timeoutMs: number }): Promise<SendResult> {
-  const started = performance.now();
+  // Latency is the receiver's: from the moment a socket is ours, not while the request waits for one.
+  let started = performance.now();
   const at = new Date();
   const headers = {
     'content-type': 'application/json',
@@ -86,6 +87,7 @@ export function sendWebhook(input: { url: string; id: string; body: string; secr
     }, input.timeoutMs);
     // After a 2xx, a reset while we were still writing (a receiver that answered without reading) changes nothing.
     req.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.code ? `${error.code}: ${error.message}` : error.message }));
+    req.once('socket', () => (started = performance.now()));
     req.end(input.body);
   });
 }
