@@ -34,8 +34,9 @@ describe('crashes and concurrency', () => {
     await addEndpoint(dbs.messages, { url: a.url, eventTypes: ['*'] });
     await addEndpoint(dbs.messages, { url: b.url, eventTypes: ['transfer.credit_posted'] });
     const ids = await insertMany(200);
-    // A long lease: a duplicate here could only come from two dispatchers claiming the same row.
-    const settings = { ...FAST, leaseMarginMs: 60_000, fanOutPageSize: 25, batchSize: 10 };
+    // A long deadline and lease: no attempt times out on a loaded machine (a timeout is a legitimate
+    // resend), so a duplicate here could only come from two dispatchers claiming the same row.
+    const settings = { ...FAST, timeoutMs: 15_000, leaseMarginMs: 60_000, fanOutPageSize: 25, batchSize: 10 };
     const dispatchers = [0, 1].map(() => new WebhookDispatcher({ messages: dbs.messages, shards: dbs.shards, settings }));
     dispatchers.forEach((d) => d.start());
     try {
@@ -43,6 +44,7 @@ describe('crashes and concurrency', () => {
     } finally {
       await Promise.all(dispatchers.map((d) => d.stop()));
     }
+    expect((await deliveryStates(dbs.messages)).every((d) => d.attempts === 1)).toBe(true);
     for (const r of [a, b]) {
       expect(r.hits).toHaveLength(200);
       expect(new Set(r.hits.map((h) => h.id))).toEqual(new Set(ids));
