@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { Refusal } from '../src/domain/codes.js';
+import { COMPENSATION_BLOCKED, Refusal } from '../src/domain/codes.js';
 import { RefusalError } from '../src/domain/errors.js';
 import { stepKey, type HoldSummary, type TransferPolicy } from '../src/domain/transfer.js';
 import type { Ledger } from '../src/ledger/ledger.js';
@@ -97,7 +97,7 @@ export function createActivities(deps: ActivityDeps) {
   const postHold = (side: 'debit' | 'credit') => (input: HoldInput): Promise<StepResult> =>
     asActivity(() =>
       timed(input.transferId, `post-${side}`, async () => {
-        const result = await ledger.post({ key: stepKey(input.transferId, `post-${side}`), holdKey: input.holdKey, accountId: input.account });
+        const result = await ledger.post({ key: stepKey(input.transferId, `post-${side}`), holdKey: input.holdKey, accountId: input.account, transferId: input.transferId });
         return {
           hold: summary(result.hold!),
           replayed: result.replayed,
@@ -120,8 +120,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * Undo the debit side: void the hold, or refund it if it was posted. Safe before (or instead of)
-     * the reservation: the ledger records a tombstone. An unexpected refusal is made retryable on
-     * purpose: a compensation is retried until it succeeds, and its failures stay visible.
+     * the reservation: the ledger records a tombstone.
      */
     async compensateDebit(input: HoldInput): Promise<CompensationResult> {
       return asActivity(() => compensate(input, 'debit'));
@@ -132,34 +131,67 @@ export function createActivities(deps: ActivityDeps) {
     },
   };
 
+  /*
+   * The refusals a compensation can meet, and why each is impossible, done, or a human's call:
+   * - void HOLD_NOT_FOUND (hold on another account): impossible, the account is the transfer's own.
+   * - void INVALID_INPUT (key shape): impossible, keys derive from a validated transfer id.
+   * - void IDEMPOTENCY_KEY_REUSED (someone else's record under the step key): impossible once keys are
+   *   namespaced by operation (the ledger's change for issue 9, hole 4); until then, a human's call.
+   * - void HOLD_POSTED: on the debit, the refund below; on the credit, someone posted it outside the
+   *   saga (refunding the debit would pay twice over): a human's call.
+   * - refund HOLD_NOT_POSTED: impossible, the void just found it posted and a posted hold is final.
+   * - refund ALREADY_REFUNDED (refunded under another key, e.g. by `transfer repair --finish`): done.
+   * - account status: never refused, granted holds still finish on frozen accounts and a refund into
+   *   a closed account lands in the shard's suspense account (the ledger's rule).
+   * Anything else is stopped as COMPENSATION_BLOCKED: the workflow shows NEEDS_ATTENTION.
+   */
   async function compensate(input: HoldInput, side: 'debit' | 'credit'): Promise<CompensationResult> {
     const voidStep = side === 'debit' ? 'void-debit' : 'void-credit';
     try {
       return await timed(input.transferId, voidStep, async () => {
         try {
-          const result = await ledger.void({ key: stepKey(input.transferId, voidStep), holdKey: input.holdKey, accountId: input.account });
+          const result = await ledger.void({ key: stepKey(input.transferId, voidStep), holdKey: input.holdKey, accountId: input.account, transferId: input.transferId });
           observe.compensation(voidStep, result.outcome);
           return { outcome: result.outcome, replayed: result.replayed, attempt: attempt(), ...(result.hold ? { hold: summary(result.hold) } : {}) };
         } catch (error) {
-          if (side === 'debit' && error instanceof RefusalError && error.code === Refusal.HOLD_POSTED) {
-            const refund = await ledger.refund({ key: stepKey(input.transferId, 'refund-debit'), holdKey: input.holdKey, accountId: input.account });
-            observe.compensation('refund-debit', 'refunded');
-            return { outcome: 'refunded', replayed: refund.replayed, attempt: attempt() };
-          }
+          if (side === 'debit' && error instanceof RefusalError && error.code === Refusal.HOLD_POSTED) return refundDebit(input);
           throw error;
         }
       });
     } catch (error) {
-      if (error instanceof RefusalError) {
-        throw ApplicationFailure.create({
-          type: 'COMPENSATION_BLOCKED',
-          message: `compensation ${voidStep} of ${input.holdKey} is blocked by ${error.code}: ${error.message}`,
-          nonRetryable: false,
-        });
-      }
+      // A refusal will not change by retrying the same key (refusals are sticky): stop and let the
+      // workflow surface it for an operator. Transient faults are rethrown and retried without end.
+      if (error instanceof RefusalError) throw blocked(input, voidStep, error);
       throw error;
     }
   }
+
+  /** The way back from a posted debit. Already refunded means done: the money is back either way. */
+  async function refundDebit(input: HoldInput): Promise<CompensationResult> {
+    try {
+      // Lands in the account, or in the shard's suspense account if it closed since (see the ledger).
+      const refund = await ledger.refund({ key: stepKey(input.transferId, 'refund-debit'), holdKey: input.holdKey, accountId: input.account, transferId: input.transferId });
+      observe.compensation('refund-debit', refund.suspense ? 'refunded_to_suspense' : 'refunded');
+      return { outcome: 'refunded', replayed: refund.replayed, attempt: attempt() };
+    } catch (error) {
+      if (!(error instanceof RefusalError) || error.code !== Refusal.ALREADY_REFUNDED) throw error;
+      observe.compensation('refund-debit', 'already_refunded');
+      return { outcome: 'already_refunded', replayed: true, attempt: attempt() };
+    }
+  }
+}
+
+/**
+ * A compensation the ledger refused: non-retryable, so the workflow stops and asks an operator
+ * instead of retrying forever. The refusal code travels in the details and the message.
+ */
+function blocked(input: HoldInput, step: string, refusal: RefusalError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: COMPENSATION_BLOCKED,
+    message: `compensation ${step} of ${input.holdKey} is blocked by ${refusal.code}: ${refusal.message}`,
+    nonRetryable: true,
+    details: [{ code: refusal.code, message: refusal.message }],
+  });
 }
 
 function attempt(): number {

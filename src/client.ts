@@ -1,8 +1,9 @@
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { formatMoney } from './domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from './domain/search-attributes.js';
-import { validateTransfer, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
-import { approveSignal, cancelUpdate, statusQuery, TRANSFER_WORKFLOW } from '../workflows/definitions.js';
+import { validateTransfer, type RepairRequest, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
+import { approveUpdate, cancelUpdate, repairUpdate, statusQuery, TRANSFER_WORKFLOW, type ApproveAnswer } from '../workflows/definitions.js';
+import { ledgerPicture, type LedgerPicture, type TransferRecords } from './repair.js';
 import type { transferWorkflow } from '../workflows/transfer.js';
 
 /** The transfer as clients see it: the fields our CLI prints and `--json` promises. */
@@ -20,6 +21,10 @@ export interface TransferView {
   closedAt?: string;
   result?: TransferResult;
   state?: TransferState;
+  /** The workflow run's own status: RUNNING, COMPLETED, TERMINATED, TIMED_OUT, FAILED, … */
+  runStatus?: string;
+  /** What the ledger holds, read for runs that closed without a result (terminated, timed out, failed). */
+  ledger?: LedgerPicture;
 }
 
 export interface StartedTransfer {
@@ -72,11 +77,12 @@ export async function transferResult(handle: WorkflowHandle<typeof transferWorkf
 
 const STATUS_QUERY_TIMEOUT_MS = 10_000;
 
-export async function describeTransfer(client: Client, id: string): Promise<TransferView> {
+export async function describeTransfer(client: Client, id: string, readLedger?: (id: string) => Promise<TransferRecords>): Promise<TransferView> {
   const handle = client.workflow.getHandle<typeof transferWorkflow>(id);
   const description = await handle.describe();
   const memo = (description.memo?.['request'] ?? {}) as Partial<TransferRequest>;
   const attrs = description.typedSearchAttributes;
+  const runStatus = description.status.name;
   const base: TransferView = {
     id,
     status: (attrs.get(TransferStatusKey) as TransferStatus | undefined) ?? 'RUNNING',
@@ -87,20 +93,28 @@ export async function describeTransfer(client: Client, id: string): Promise<Tran
     ...(memo.memo ? { memo: memo.memo } : {}),
     startedAt: description.startTime.toISOString(),
     ...(description.closeTime ? { closedAt: description.closeTime.toISOString() } : {}),
+    runStatus,
   };
-  if (description.status.name === 'COMPLETED') {
+  if (runStatus === 'COMPLETED') {
     const result = await handle.result();
     return { ...base, status: result.status, amount: result.amount, ...(result.reason ? { reason: result.reason, message: result.message } : {}), result };
   }
-  if (description.status.name === 'RUNNING') {
+  if (runStatus === 'RUNNING') {
     // The query needs a worker; with none polling it would wait a long time. Bounded, and without an
     // answer the search attribute (kept current by the workflow) still says where the transfer is.
     const state = await client.connection.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () => handle.query(statusQuery)).catch((error: Error) => error);
     if (state instanceof Error) return { ...base, message: `status query unanswered (${state.message}); status is from visibility` };
-    return { ...base, status: state.status, state, ...(state.lastError ? { message: `${state.lastError.step}: ${state.lastError.message}` } : {}) };
+    const why = state.attention ?? state.lastError;
+    return { ...base, status: state.status, state, ...(state.attention ? { reason: state.attention.code } : {}), ...(why ? { message: `${why.step}: ${why.message}` } : {}) };
   }
-  // Terminated / timed out / failed workflow runs: the ledger still tells the truth; say how it closed.
-  return { ...base, status: 'FAILED', reason: `WORKFLOW_${description.status.name}` };
+  // Terminated / timed out / failed runs returned no result, and their search attribute stopped where
+  // the run stopped. The ledger still tells the truth: say how the run closed and what it holds.
+  const reason = `WORKFLOW_${runStatus}`;
+  if (!readLedger) return { ...base, status: 'NEEDS_ATTENTION', reason, message: `workflow run ${runStatus}; the ledger was not read` };
+  const picture = await readLedger(id).then((records) => ledgerPicture(records, id, base.currency)).catch((error: Error) => error);
+  if (picture instanceof Error) return { ...base, status: 'NEEDS_ATTENTION', reason, message: `workflow run ${runStatus}; the ledger could not be read: ${picture.message}` };
+  const next = picture.status === 'NEEDS_ATTENTION' ? `; finish it with \`transfer repair ${id} --finish\`` : '';
+  return { ...base, status: picture.status, reason, message: `workflow run ${runStatus}; ledger: ${picture.summary}${next}`, ledger: picture };
 }
 
 export async function cancelTransfer(client: Client, id: string, reason?: string): Promise<TransferResult> {
@@ -108,8 +122,14 @@ export async function cancelTransfer(client: Client, id: string, reason?: string
   return handle.executeUpdate(cancelUpdate, { args: [{ ...(reason ? { reason } : {}) }] });
 }
 
-export async function approveTransfer(client: Client, id: string, by?: string): Promise<void> {
-  await client.workflow.getHandle(id).signal(approveSignal, { ...(by ? { by } : {}) });
+/** The approve update: answers, or fails with the refusal (not an approver, the requester, not waiting). */
+export async function approveTransfer(client: Client, id: string, by?: string): Promise<ApproveAnswer> {
+  return client.workflow.getHandle(id).executeUpdate(approveUpdate, { args: [{ ...(by ? { by } : {}) }] });
+}
+
+/** An operator's decision on a transfer that NEEDS_ATTENTION; answers with the state that followed. */
+export async function repairTransfer(client: Client, id: string, request: RepairRequest): Promise<TransferState> {
+  return client.workflow.getHandle(id).executeUpdate(repairUpdate, { args: [request] });
 }
 
 /** Visibility query over our search attributes (values are quoted; ids are validated upstream). */

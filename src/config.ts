@@ -16,6 +16,7 @@ import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './db/transaction.js';
  *   TRANSFER_APPROVAL_THRESHOLD  minor units (e.g. "1000000" or "USD:1000000,JPY:100000000"); unset: never
  *   TRANSFER_APPROVAL_TIMEOUT_MS default 24 h
  *   TRANSFER_HOLD_TTL_MS         default 15 min
+ *   TRANSFER_APPROVERS           comma-separated names allowed to approve (unset: anyone but the requester)
  *   LOG_LEVEL, METRICS_PORT (0 disables), METRICS_HOST
  */
 export interface LedgerConfig {
@@ -66,7 +67,9 @@ export function policyFromEnv(env: NodeJS.ProcessEnv = process.env): (currency: 
   }
   const approvalTimeoutMs = positive(env.TRANSFER_APPROVAL_TIMEOUT_MS, DEFAULT_APPROVAL_TIMEOUT_MS, 'TRANSFER_APPROVAL_TIMEOUT_MS');
   const holdTtlMs = positive(env.TRANSFER_HOLD_TTL_MS, DEFAULT_HOLD_TTL_MS, 'TRANSFER_HOLD_TTL_MS');
-  return (currency) => ({ approvalThreshold: thresholds.get(currency) ?? all, approvalTimeoutMs, holdTtlMs });
+  const approvers = (env.TRANSFER_APPROVERS ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  // The list travels in the policy, recorded in history: replay sees the approvers the run saw.
+  return (currency) => ({ approvalThreshold: thresholds.get(currency) ?? all, approvalTimeoutMs, holdTtlMs, ...(approvers.length ? { approvers } : {}) });
 }
 
 function positive(value: string | undefined, fallback: number, name: string): number {

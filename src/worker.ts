@@ -36,6 +36,27 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
         },
         callDuringReplay: false,
       },
+      attention: {
+        fn: (info, step, code, message) => {
+          metrics?.attention(step, code);
+          logger?.error({ transferId: info.workflowId, step, code, err: message }, `transfer needs attention: ${step} refused with ${code}; run \`transfer repair ${info.workflowId}\``);
+        },
+        callDuringReplay: false,
+      },
+      repaired: {
+        fn: (info, step, action, by, note) => {
+          metrics?.repair(action);
+          logger?.warn({ transferId: info.workflowId, step, action, by, note }, `operator repair: ${action} ${step}`);
+        },
+        callDuringReplay: false,
+      },
+      approvalRefused: {
+        fn: (info, by, reason) => {
+          metrics?.approvalRefused();
+          logger?.warn({ transferId: info.workflowId, by, reason }, 'approval refused');
+        },
+        callDuringReplay: false,
+      },
     },
   };
   return Worker.create({

@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure, isCancellation, TimeoutFailure } from '@temporalio/workflow';
-import { isRefusalCode } from '../src/domain/codes.js';
+import { COMPENSATION_BLOCKED, isRefusalCode } from '../src/domain/codes.js';
 
 export interface StepFailure {
   type: string;
@@ -30,4 +30,18 @@ export function describeFailure(error: unknown): StepFailure {
     return { type, message: error.message, refusal: isRefusalCode(type), cancelled: false };
   }
   throw error; // a bug in the workflow: fail the workflow task, keep the run, fix and redeploy
+}
+
+/**
+ * What stopped a compensation: the ledger's refusal code carried in a COMPENSATION_BLOCKED failure's
+ * details, or, for any other failure that ended the activity, its type. Cancellation cannot reach a
+ * compensation (it runs in a non-cancellable scope); anything else is a workflow bug and is rethrown.
+ */
+export function blockedBy(error: unknown): { code: string; message: string } {
+  if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === COMPENSATION_BLOCKED) {
+    const detail = error.cause.details?.[0] as { code?: unknown; message?: unknown } | undefined;
+    if (typeof detail?.code === 'string') return { code: detail.code, message: typeof detail.message === 'string' ? detail.message : error.cause.message };
+  }
+  const failure = describeFailure(error);
+  return { code: failure.type, message: failure.message };
 }

@@ -23,7 +23,11 @@ export const POST_OPTIONS: ActivityOptions = {
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: REFUSALS },
 };
 
-/** Compensations: retried until they succeed; money must never stay held. No type is non-retryable. */
+/**
+ * Compensations: transient faults are retried without limit (money must never stay held). A ledger
+ * refusal arrives as a non-retryable COMPENSATION_BLOCKED (set by the activity, not listed here):
+ * retrying a sticky refusal forever helps nobody, so the saga stops and asks an operator instead.
+ */
 export const COMPENSATION_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' }, // no maximumAttempts: unlimited

@@ -1,12 +1,11 @@
 import * as wf from '@temporalio/workflow';
-import type { CompensationResult, StepResult, TransferActivities } from '../activities/index.js';
+import type { StepResult, TransferActivities } from '../activities/index.js';
 import { Refusal } from '../src/domain/codes.js';
 import { RefusalError } from '../src/domain/errors.js';
 import { formatMoney } from '../src/domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from '../src/domain/search-attributes.js';
 import {
   stepKey,
-  type CompensationName,
   type StepName,
   type StepRecord,
   type TransferOutcome,
@@ -17,21 +16,22 @@ import {
   type ValidTransfer,
   validateTransfer,
 } from '../src/domain/transfer.js';
-import { approveSignal, cancelUpdate, statusQuery, type CancelRequest } from './definitions.js';
+import { installApprovalGate } from './approval.js';
+import { Compensator, type Compensation } from './compensation.js';
+import { cancelUpdate, statusQuery, type CancelRequest } from './definitions.js';
 import { describeFailure, type StepFailure } from './failures.js';
+import { compensatedOutcome, sides } from './outcome.js';
 import type { TransferSinks } from './sinks.js';
 import { COMPENSATION_OPTIONS, POLICY_OPTIONS, POST_OPTIONS, RESERVE_OPTIONS } from './policies.js';
+
+/** Marks histories where a cancel or timeout during approval runs the voids (tombstones, hole 7). */
+export const APPROVAL_TOMBSTONES_PATCH = 'approval-cancel-tombstones';
 
 const policy = wf.proxyLocalActivities<TransferActivities>(POLICY_OPTIONS);
 const reserving = wf.proxyActivities<TransferActivities>(RESERVE_OPTIONS);
 const posting = wf.proxyActivities<TransferActivities>(POST_OPTIONS);
 const compensating = wf.proxyActivities<TransferActivities>(COMPENSATION_OPTIONS);
 const { transferMetrics } = wf.proxySinks<TransferSinks>();
-
-interface Compensation {
-  name: CompensationName;
-  run: () => Promise<CompensationResult>;
-}
 
 /**
  * One transfer as a saga: reserve debit → reserve credit → post debit → post credit.
@@ -46,15 +46,20 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   const postings: TransferResult['postings'] = [];
   const compensations: TransferResult['compensations'] = [];
   let cancelReason: string | undefined;
-  let approved = false;
   const reservePhase = new wf.CancellationScope();
 
+  function record(step: StepRecord['step'], result: { attempt: number; replayed: boolean } | undefined, startedAt: number, outcome: StepRecord['outcome'], detail?: string) {
+    steps.push({ step, startedAt: new Date(startedAt).toISOString(), finishedAt: new Date(Date.now()).toISOString(), outcome, ...(detail ? { detail } : {}), ...(result ? { attempt: result.attempt, replayed: result.replayed } : {}) });
+    if (result) state.attempts[step] = result.attempt;
+  }
+  const setStatus = (status: TransferStatus) => {
+    state.status = status;
+    wf.upsertSearchAttributes([{ key: TransferStatusKey, value: status }]);
+  };
+
   wf.setHandler(statusQuery, () => state);
-  let approvedBy: string | undefined;
-  wf.setHandler(approveSignal, (request) => {
-    approved = true;
-    approvedBy = typeof request?.by === 'string' ? request.by.slice(0, 100) : undefined;
-  });
+  const approval = installApprovalGate(state, (by, reason) => record('approval', undefined, Date.now(), 'refused', `approval${by ? ` by ${by}` : ''} refused: ${reason}`));
+  const compensator = new Compensator({ state, setStatus, record, compensations });
   wf.setHandler(
     cancelUpdate,
     async (request: CancelRequest) => {
@@ -74,11 +79,6 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   );
   wf.upsertMemo({ request: input });
 
-  const setStatus = (status: TransferStatus) => {
-    state.status = status;
-    wf.upsertSearchAttributes([{ key: TransferStatusKey, value: status }]);
-  };
-
   let t: ValidTransfer;
   try {
     t = validateTransfer(input, workflowId);
@@ -95,11 +95,6 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   ]);
   const money = formatMoney(t.amount, t.currency);
   const base = { transferId: t.transferId, from: t.from, to: t.to, amount: t.amount.toString(), currency: t.currency, ...(t.memo ? { memo: t.memo } : {}) };
-
-  function record(step: StepRecord['step'], result: { attempt: number; replayed: boolean } | undefined, startedAt: number, outcome: StepRecord['outcome'], detail?: string) {
-    steps.push({ step, startedAt: new Date(startedAt).toISOString(), finishedAt: new Date(Date.now()).toISOString(), outcome, ...(detail ? { detail } : {}), ...(result ? { attempt: result.attempt, replayed: result.replayed } : {}) });
-    if (result) state.attempts[step] = result.attempt;
-  }
 
   async function step(name: StepName, run: () => Promise<StepResult>): Promise<StepResult> {
     state.step = name;
@@ -119,10 +114,16 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     }
   }
 
+  const debitHold = { transferId: t.transferId, account: t.from, holdKey: stepKey(t.transferId, 'reserve-debit') };
+  const creditHold = { transferId: t.transferId, account: t.to, holdKey: stepKey(t.transferId, 'reserve-credit') };
+  const voidDebit: Compensation = { name: 'void-debit', run: () => compensating.compensateDebit.executeWithOptions({ summary: `release ${money} held on ${t.from}` }, [debitHold]) };
+  const voidCredit: Compensation = { name: 'void-credit', run: () => compensating.compensateCredit.executeWithOptions({ summary: `release ${money} reserved for ${t.to}` }, [creditHold]) };
+
   // Approval gate for large amounts: the policy comes from worker configuration, recorded in history.
   const rules = await policy.transferPolicy(t.currency);
   if (rules.approvalThreshold !== null && t.amount >= BigInt(rules.approvalThreshold)) {
     const startedAt = Date.now();
+    approval.setRules(rules, t.requestedBy);
     setStatus('AWAITING_APPROVAL');
     state.awaitingApproval = true;
     state.step = 'approval';
@@ -130,35 +131,39 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     let decided = false;
     let interrupted = false;
     try {
-      decided = await reservePhase.run(() => wf.condition(() => approved || cancelReason !== undefined, rules.approvalTimeoutMs));
+      decided = await reservePhase.run(() => wf.condition(() => approval.approved || cancelReason !== undefined, rules.approvalTimeoutMs));
     } catch (error) {
       if (!wf.isCancellation(error)) throw error;
       interrupted = true; // the cancel update or a workflow cancellation, not the timer
     }
     state.awaitingApproval = false;
-    if (!approved) {
+    if (!approval.approved) {
       const timedOut = !decided && !interrupted && cancelReason === undefined;
       record('approval', undefined, startedAt, 'cancelled', timedOut ? 'approval timed out' : cancelReason);
       const failure = timedOut
         ? { type: Refusal.APPROVAL_TIMEOUT, message: `not approved within ${rules.approvalTimeoutMs} ms`, refusal: true, cancelled: true }
         : { type: Refusal.CANCELLED, message: cancelReason ?? 'workflow cancelled', refusal: false, cancelled: true };
-      return finish('CANCELLED', failure, base);
+      if (wf.patched(APPROVAL_TOMBSTONES_PATCH)) {
+        // Nothing was reserved, but a reservation may still arrive (a run forced past the id policy,
+        // an abandoned attempt): the voids leave tombstones under both hold keys, so it is FENCED.
+        state.cancellable = false;
+        await wf.CancellationScope.nonCancellable(() => compensator.unwind([voidDebit, voidCredit], failure.type));
+      }
+      return finish(compensator.resolution ? 'RESOLVED' : 'CANCELLED', failure, base);
     }
-    record('approval', undefined, startedAt, 'ok', approvedBy ? `approved by ${approvedBy}` : 'approved');
+    record('approval', undefined, startedAt, 'ok', approval.approvedBy ? `approved by ${approval.approvedBy}` : 'approved');
     setStatus('RUNNING');
   }
 
   const stack: Compensation[] = [];
-  const debitHold = { transferId: t.transferId, account: t.from, holdKey: stepKey(t.transferId, 'reserve-debit') };
-  const creditHold = { transferId: t.transferId, account: t.to, holdKey: stepKey(t.transferId, 'reserve-credit') };
   const reserveInput = { transferId: t.transferId, amount: t.amount.toString(), currency: t.currency, ttlMs: rules.holdTtlMs };
 
   let failure: StepFailure | undefined;
   try {
     await reservePhase.run(async () => {
-      stack.push({ name: 'void-debit', run: () => compensating.compensateDebit.executeWithOptions({ summary: `release ${money} held on ${t.from}` }, [debitHold]) });
+      stack.push(voidDebit);
       await guarded(stack, () => step('reserve-debit', () => reserving.reserveDebit.executeWithOptions({ summary: `reserve ${money} on ${t.from}` }, [{ ...reserveInput, account: t.from, counterparty: t.to }])));
-      stack.push({ name: 'void-credit', run: () => compensating.compensateCredit.executeWithOptions({ summary: `release ${money} reserved for ${t.to}` }, [creditHold]) });
+      stack.push(voidCredit);
       await guarded(stack, () => step('reserve-credit', () => reserving.reserveCredit.executeWithOptions({ summary: `reserve ${money} credit on ${t.to}` }, [{ ...reserveInput, account: t.to, counterparty: t.from }])));
     });
     if (cancelReason !== undefined) throw new wf.CancelledFailure(cancelReason);
@@ -177,21 +182,9 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
 
   state.cancellable = false;
   setStatus('COMPENSATING');
-  let undone = false;
-  await wf.CancellationScope.nonCancellable(async () => {
-    for (const compensation of [...stack].reverse()) {
-      const startedAt = Date.now();
-      state.step = compensation.name;
-      wf.setCurrentDetails(`compensating: ${compensation.name} after ${failure!.type}`);
-      const result = await compensation.run();
-      record(compensation.name, result, startedAt, 'ok', result.outcome);
-      if (result.hold) state.holds = state.holds.map((h) => (h.key === result.hold!.key ? result.hold! : h));
-      compensations.push({ step: result.outcome === 'refunded' ? 'refund-debit' : compensation.name, outcome: result.outcome });
-      if (result.outcome === 'voided' || result.outcome === 'refunded') undone = true;
-    }
-  });
-  const outcome: TransferOutcome = failure.cancelled ? 'CANCELLED' : undone ? 'COMPENSATED' : 'FAILED';
-  return finish(outcome, failure, base);
+  const cause = failure.type;
+  await wf.CancellationScope.nonCancellable(() => compensator.unwind(stack, cause));
+  return finish(compensatedOutcome(failure, state.holds, compensations, compensator.resolution !== undefined), failure, base);
 
   async function finish(status: TransferOutcome, why: StepFailure | undefined, fields: Omit<TransferResult, 'status' | 'holds' | 'postings' | 'compensations' | 'steps'>): Promise<TransferResult> {
     const result: TransferResult = {
@@ -202,6 +195,8 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
       postings,
       compensations,
       steps,
+      sides: sides(state.holds, compensations),
+      ...(compensator.resolution ? { resolution: compensator.resolution } : {}),
     };
     state.cancellable = false;
     state.step = 'done';
@@ -209,8 +204,8 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     setStatus(status);
     transferMetrics.outcome(status, why?.type ?? '');
     wf.setCurrentDetails(`${status}${why ? `: ${why.type}` : ''}`);
-    // Let a waiting cancel update return its answer before the run closes (not cancellable: after
-    // a workflow cancellation the transfer still reports how it ended).
+    // Let a waiting cancel or repair update return its answer before the run closes (not
+    // cancellable: after a workflow cancellation the transfer still reports how it ended).
     await wf.CancellationScope.nonCancellable(() => wf.condition(wf.allHandlersFinished));
     return result;
   }

@@ -17,7 +17,7 @@ export interface DemoOutcome {
   link: string;
 }
 
-export async function runDemo(options: { client: Client; ledger: Ledger; taskQueue: string; webUi: string; namespace: string; print: (line: string) => void }): Promise<DemoOutcome[]> {
+export async function runDemo(options: { client: Client; ledger: Ledger; taskQueue: string; webUi: string; namespace: string; producerUrl?: string; print: (line: string) => void }): Promise<DemoOutcome[]> {
   const { client, ledger, print } = options;
   const run = new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14);
   for (const id of Object.values(DEMO_ACCOUNTS)) await ledger.openAccount({ id, currency: 'USD' });
@@ -45,8 +45,46 @@ export async function runDemo(options: { client: Client; ledger: Ledger; taskQue
     outcomes.push({ id, label: c.label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link });
     print(`\n  ${c.label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}  steps: ${result.steps.map((s) => `${s.step}:${s.outcome}${s.detail && s.outcome === 'ok' && s.detail !== 'ok' ? `(${s.detail})` : ''}`).join(' → ')}\n    ${link}`);
   }
+  if (options.producerUrl) outcomes.push(await walletOrder(options, run));
   print(`\nBalances after:\n${await balances()}`);
   const report = await ledger.verify();
   print(`\nLedger verify: ${report.ok ? 'ok' : `${report.violations.length} violation(s)`} — ${report.totals.map((t) => `${t.currency}: customers ${money(t.customers, t.currency)}, in transit ${money(t.clearing, t.currency)}, entered ${money(t.entered, t.currency)}, left ${money(t.left, t.currency)}`).join('; ')}`);
   return outcomes;
+}
+
+/**
+ * The inbound transactional message: the example wallet service records an order and requests its
+ * payout in one transaction of its own database; the relay running in `up` starts the transfer.
+ */
+async function walletOrder(options: { client: Client; ledger: Ledger; webUi: string; namespace: string; producerUrl?: string; print: (line: string) => void }, run: string): Promise<DemoOutcome> {
+  const { createPool } = await import('../db/transaction.js');
+  const { placeOrder, requestState } = await import('../messaging/wallet-example.js');
+  const pool = createPool(options.producerUrl!, 2);
+  try {
+    const label = 'wallet service: order + payout request in one local transaction → relay → 7.50 USD';
+    const id = await placeOrder(pool, { id: run, customer: 'demo', amount: 750n, currency: 'USD', from: DEMO_ACCOUNTS.wallet, to: DEMO_ACCOUNTS.savings });
+    const result = await waitForResult(options.client, id);
+    let state = await requestState(pool, id);
+    for (let i = 0; i < 50 && state?.state === 'started'; i++) {
+      await new Promise((r) => setTimeout(r, 200)); // the relay writes the outcome back within a second or so
+      state = await requestState(pool, id);
+    }
+    const link = `${options.webUi}/namespaces/${options.namespace}/workflows/${encodeURIComponent(id)}`;
+    options.print(`\n  ${label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}; the wallet service's row now says: ${state?.state ?? 'missing'}\n    ${link}`);
+    return { id, label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link };
+  } finally {
+    await pool.end();
+  }
+}
+
+/** The relay starts the workflow a moment after the commit: wait for it to exist, then for its result. */
+async function waitForResult(client: Client, id: string) {
+  for (let i = 0; ; i++) {
+    try {
+      return await transferResult(client.workflow.getHandle(id) as Parameters<typeof transferResult>[0]);
+    } catch (error) {
+      if ((error as Error).name !== 'WorkflowNotFoundError' || i > 100) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
+import { registerMessageCommands } from './commands/messages.js';
+import { registerRepairCommand } from './commands/repair.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
@@ -18,6 +20,8 @@ registerStackCommands(program, globals);
 registerAccountCommands(program, globals);
 registerTransferCommands(program, globals);
 registerSuspenseCommands(program, globals);
+registerMessageCommands(program, globals);
+registerRepairCommand(program, globals);
 registerWebhookCommands(program, globals);
 registerMessagingServiceCommands(program);
 for (const command of program.commands) {

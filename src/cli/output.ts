@@ -2,7 +2,7 @@ import { assertAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError, TransientError } from '../domain/errors.js';
 import { formatMoney } from '../domain/money.js';
-import { TRANSFER_ID } from '../domain/transfer.js';
+import { PERSON, TRANSFER_ID } from '../domain/transfer.js';
 
 /** Exit codes: the contract scripts rely on. */
 export const EXIT = { OK: 0, NOT_COMPLETED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -49,6 +49,13 @@ export function checkTransferId(id: string): string {
     throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${JSON.stringify(id)} is invalid (letters, digits, "_.:-", at most 128)`);
   }
   return id;
+}
+
+/** A person's name (approver, operator): optional; bounded, no control characters. */
+export function checkPerson(name: string | undefined, field: string): string | undefined {
+  if (name === undefined || name === '') return undefined;
+  if (!PERSON.test(name)) throw new CliError(`${field} must be a name of 1 to 100 characters without control characters`, EXIT.USAGE, 'INVALID_INPUT');
+  return name;
 }
 
 /** The shape of a decimal amount, when the currency (and so the exponent) is only known later. */

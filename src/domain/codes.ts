@@ -33,6 +33,12 @@ export type RefusalCode = (typeof Refusal)[keyof typeof Refusal];
 
 export const ALL_REFUSALS: readonly RefusalCode[] = Object.values(Refusal);
 
+/**
+ * A compensation the ledger refused (the refusal code is in the failure's details). Not a refusal
+ * of the transfer: the workflow surfaces it as NEEDS_ATTENTION and waits for an operator.
+ */
+export const COMPENSATION_BLOCKED = 'COMPENSATION_BLOCKED';
+
 /** Error type used for faults worth retrying (serialization failure, deadlock, lost connection). */
 export const TRANSIENT = 'TRANSIENT';
 

@@ -15,6 +15,8 @@ export interface TransferRequest {
   amount: string | number;
   currency: string;
   memo?: string;
+  /** Who asked for the transfer: an approver may never be the requester (four eyes). */
+  requestedBy?: string;
 }
 
 export interface ValidTransfer {
@@ -24,7 +26,11 @@ export interface ValidTransfer {
   amount: bigint;
   currency: string;
   memo?: string;
+  requestedBy?: string;
 }
+
+/** Names of people (requester, approver, operator): free text, bounded, no control characters. */
+export const PERSON = /^[^\u0000-\u001f\u007f]{1,100}$/;
 
 export const TRANSFER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -51,16 +57,29 @@ export function validateTransfer(input: unknown, workflowId?: string): ValidTran
   if (memo !== undefined && (typeof memo !== 'string' || memo.length > 500)) {
     throw new RefusalError(Refusal.INVALID_INPUT, 'memo must be a string of at most 500 characters');
   }
-  return { transferId, from: req['from'], to: req['to'], amount, currency: req['currency'], ...(memo ? { memo } : {}) };
+  const requestedBy = req['requestedBy'];
+  if (requestedBy !== undefined && (typeof requestedBy !== 'string' || !PERSON.test(requestedBy))) {
+    throw new RefusalError(Refusal.INVALID_INPUT, 'requestedBy must be a name of 1 to 100 characters without control characters');
+  }
+  return { transferId, from: req['from'], to: req['to'], amount, currency: req['currency'], ...(memo ? { memo } : {}), ...(requestedBy ? { requestedBy } : {}) };
 }
 
-/** Terminal outcomes. FAILED: refused before anything moved. COMPENSATED: something was held or posted and undone. */
-export type TransferOutcome = 'COMPLETED' | 'FAILED' | 'COMPENSATED' | 'CANCELLED';
+/**
+ * Terminal outcomes. FAILED: refused before anything was held. COMPENSATED: something was held or
+ * posted and has been released or refunded (expired holds included). CANCELLED: cancelled before the
+ * debit was posted. RESOLVED: a compensation was refused and an operator settled it by hand
+ * (`resolution` says who and how).
+ */
+export type TransferOutcome = 'COMPLETED' | 'FAILED' | 'COMPENSATED' | 'CANCELLED' | 'RESOLVED';
 
-/** What the TransferStatus search attribute and the status query show. */
-export type TransferStatus = 'RUNNING' | 'AWAITING_APPROVAL' | 'COMPENSATING' | TransferOutcome;
+/**
+ * What the TransferStatus search attribute and the status query show. NEEDS_ATTENTION: a compensation
+ * was refused; the transfer waits for an operator (`transfer repair`).
+ */
+export type TransferStatus = 'RUNNING' | 'AWAITING_APPROVAL' | 'COMPENSATING' | 'NEEDS_ATTENTION' | TransferOutcome;
 
-export const TERMINAL_STATUSES: readonly TransferStatus[] = ['COMPLETED', 'FAILED', 'COMPENSATED', 'CANCELLED'];
+export const TERMINAL_STATUSES: readonly TransferStatus[] = ['COMPLETED', 'FAILED', 'COMPENSATED', 'CANCELLED', 'RESOLVED'];
+export const OPEN_STATUSES: readonly TransferStatus[] = ['RUNNING', 'AWAITING_APPROVAL', 'COMPENSATING', 'NEEDS_ATTENTION'];
 
 export type StepName = 'reserve-debit' | 'reserve-credit' | 'post-debit' | 'post-credit';
 export type CompensationName = 'void-debit' | 'void-credit' | 'refund-debit';
@@ -74,7 +93,7 @@ export interface StepRecord {
   step: StepName | CompensationName | 'approval' | 'policy';
   startedAt: string;
   finishedAt?: string;
-  outcome: 'ok' | 'refused' | 'failed' | 'cancelled' | 'running';
+  outcome: 'ok' | 'refused' | 'failed' | 'cancelled' | 'running' | 'blocked' | 'resolved';
   detail?: string;
   /** The activity attempt that succeeded (1 = first try). */
   attempt?: number;
@@ -106,6 +125,33 @@ export interface TransferResult {
   postings: { step: string; entryId: string; account: string; amount: string }[];
   compensations: { step: CompensationName; outcome: string }[];
   steps: StepRecord[];
+  /** How each side ended, in words the ledger would use: posted, voided, expired, refunded, none. */
+  sides?: { debit: string; credit: string };
+  /** Present when an operator settled a blocked compensation by hand. */
+  resolution?: Resolution;
+}
+
+/** A refused compensation waiting for an operator. */
+export interface Attention {
+  step: CompensationName;
+  /** The refusal code the ledger answered with. */
+  code: string;
+  message: string;
+  since: string;
+}
+
+export interface Resolution {
+  step: CompensationName;
+  note: string;
+  by?: string;
+  at: string;
+}
+
+/** The operator's answer to NEEDS_ATTENTION: run the compensation again, or record that it was settled by hand. */
+export interface RepairRequest {
+  action: 'retry' | 'resolve';
+  note?: string;
+  by?: string;
 }
 
 export interface TransferState {
@@ -114,6 +160,8 @@ export interface TransferState {
   step: string;
   holds: HoldSummary[];
   lastError?: { step: string; type: string; message: string };
+  /** Set while the transfer is NEEDS_ATTENTION. */
+  attention?: Attention;
   attempts: Record<string, number>;
   cancellable: boolean;
   awaitingApproval: boolean;
@@ -125,4 +173,6 @@ export interface TransferPolicy {
   approvalThreshold: string | null;
   approvalTimeoutMs: number;
   holdTtlMs: number;
+  /** Who may approve; absent or empty: anyone but the requester. */
+  approvers?: string[];
 }

@@ -23,6 +23,8 @@ export interface EmbeddedPostgresOptions {
   databases: readonly string[];
   /** Trade durability for speed (tests): fsync and synchronous commit off. */
   ephemeral?: boolean;
+  /** Extra server settings (`-c name=value`), e.g. shared_preload_libraries for a benchmark. */
+  settings?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -131,8 +133,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await stopLeftover(pgdata, log);
 
   const port = await freePort(options.port ?? 55432);
-  const flags = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'];
+  const flags = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300',
+    // The log relay tails the write-ahead log through logical decoding; a slot whose consumer is
+    // gone may not keep more than this much WAL (the disk would fill otherwise).
+    '-c', 'wal_level=logical', '-c', 'max_slot_wal_keep_size=2GB'];
   if (options.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  for (const [name, value] of Object.entries(options.settings ?? {})) flags.push('-c', `${name}=${value}`);
   const logStream = createWriteStream(join(options.dir, 'postgres.log'), { flags: 'a' });
   const child = spawn(binaries.postgres, flags, { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
   child.stdout.pipe(logStream);

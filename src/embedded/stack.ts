@@ -19,6 +19,8 @@ import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
  */
 export const SHARD_COUNT = 2;
 export const shardDatabase = (shard: number) => `ledger_shard_${shard}`;
+/** The example producer service's own database (the inbound transfer request table lives there). */
+export const WALLET_SERVICE_DATABASE = 'wallet_service';
 
 export interface StackInfo {
   pid: number;
@@ -34,6 +36,8 @@ export interface StackInfo {
   messagesUrl?: string;
   /** The reference receiver's own database (FUND_ACCOUNT_DATABASE_URL when external). */
   fundAccountUrl?: string;
+  /** The example wallet service's database, where `up` relays transfer requests from. */
+  producerUrl?: string;
 }
 
 /** Databases next to the shards: the webhook dispatcher's, and the reference receiver's. */
@@ -97,7 +101,7 @@ export async function startEmbeddedStack(options: {
     progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
   } else {
     progress('starting PostgreSQL (embedded)…');
-    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, MESSAGES_DATABASE, FUND_ACCOUNT_DATABASE], log: (l) => progress(`  ${l}`) });
+    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, WALLET_SERVICE_DATABASE, MESSAGES_DATABASE, FUND_ACCOUNT_DATABASE], log: (l) => progress(`  ${l}`) });
   }
   const taken = postgres ? [postgres.port] : [];
   let temporal: TemporalHandle | undefined;
@@ -115,6 +119,7 @@ export async function startEmbeddedStack(options: {
       webUi: `http://127.0.0.1:${uiPort}`,
       shardUrls: options.external?.shardUrls ?? databases.map((db) => postgres!.url(db)),
       slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
+      ...(postgres ? { producerUrl: postgres.url(WALLET_SERVICE_DATABASE) } : process.env.MESSAGES_PRODUCER_URL ? { producerUrl: process.env.MESSAGES_PRODUCER_URL } : {}),
       ...(postgres ? { messagesUrl: postgres.url(MESSAGES_DATABASE), fundAccountUrl: postgres.url(FUND_ACCOUNT_DATABASE) } : {}),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });

@@ -7,6 +7,7 @@ import { idempotent } from './barrier.js';
 import {
   appendEntry,
   assertActive,
+  appendEvent,
   assertCurrencyMatches,
   dbNow,
   ensureSystemAccounts,
@@ -36,7 +37,10 @@ export async function openAccount(ctx: ShardContext, input: OpenAccount): Promis
        ON CONFLICT (id) DO NOTHING RETURNING ${ACCOUNT_COLUMNS}`,
       [input.id, input.currency, currencyExponent(input.currency), overdraft.toString(), ctx.offsetMs()],
     );
-    if (rows[0]) return { account: accountView(rows[0], ctx.shard), created: true };
+    if (rows[0]) {
+      await appendEvent(client, { aggregate: 'account', id: input.id, type: 'account.opened', payload: { account: input.id, currency: input.currency, overdraftLimit: overdraft.toString() } });
+      return { account: accountView(rows[0], ctx.shard), created: true };
+    }
     const existing = await lockAccount(client, input.id);
     if (existing.currency !== input.currency || BigInt(existing.overdraft_limit) !== overdraft) {
       throw new RefusalError(
@@ -102,6 +106,7 @@ async function externalMovement(ctx: ShardContext, input: Movement, kind: 'depos
         { accountId: input.accountId, amount: signed },
         { accountId: externalAccountId(input.currency), amount: -signed },
       ]);
+      await appendEvent(client, { aggregate: 'account', id: input.accountId, type: kind === 'deposit' ? 'account.deposited' : 'account.withdrawn', payload: { account: input.accountId, amount: input.amount.toString(), currency: input.currency, key: input.key, at: at.toISOString() } });
       return { postings: await entryPostings(client, ctx.shard, input.key, null) };
     }),
   );
@@ -138,6 +143,9 @@ export async function setStatus(ctx: ShardContext, id: string, status: AccountSt
       `UPDATE accounts SET status = $2::text, updated_at = ${dbNow('$3')} WHERE id = $1::text RETURNING ${ACCOUNT_COLUMNS}`,
       [id, status, ctx.offsetMs()],
     );
+    if (account.status !== status) {
+      await appendEvent(client, { aggregate: 'account', id, type: 'account.status_changed', payload: { account: id, from: account.status, status } });
+    }
     return accountView(rows[0]!, ctx.shard);
   });
 }

@@ -9,8 +9,10 @@ import {
   appendEntry,
   assertActive,
   assertCurrencyMatches,
+  appendEvent,
   dbNow,
   ensureSystemAccounts,
+  holdPayload,
   isAvailabilityViolation,
   lockAccount,
   movePosted,
@@ -79,6 +81,7 @@ export async function reserve(ctx: ShardContext, input: Reserve): Promise<HoldRe
         [input.key, input.transferId, input.accountId, input.side, input.amount.toString(), input.currency,
           new Date(at.getTime() + input.ttlMs), at],
       );
+      await appendEvent(client, { aggregate: 'transfer', id: input.transferId, type: `transfer.${input.side}_reserved`, side: input.side, payload: { ...holdPayload(rows[0]!, input.key, at), expiresAt: rows[0]!.expires_at.toISOString() } });
       return { hold: holdView(rows[0]!, ctx.shard) };
     }),
   );
@@ -156,6 +159,7 @@ export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResu
       if (hold.expires_at.getTime() <= at.getTime()) {
         // Expired but not yet swept: release it here and keep that, then refuse the post.
         await resolveHold(client, ctx.shard, hold, 'expired', input.key, at);
+        await appendEvent(client, { aggregate: 'transfer', id: hold.transfer_id, type: 'transfer.hold_expired', side: hold.side, payload: holdPayload(hold, input.key, at) });
         throw refusalKeepingWrites(
           new RefusalError(Refusal.HOLD_EXPIRED, `hold ${hold.key} expired at ${hold.expires_at.toISOString()}`, { hold: hold.key }),
         );
@@ -173,6 +177,7 @@ export async function post(ctx: ShardContext, input: HoldRef): Promise<EntryResu
           { accountId: clearingAccountId(hold.currency), amount: -signed },
         ],
       );
+      await appendEvent(client, { aggregate: 'transfer', id: hold.transfer_id, type: `transfer.${hold.side}_posted`, side: hold.side, payload: holdPayload(hold, input.key, at) });
       return { hold: view, postings: await entryPostings(client, ctx.shard, input.key, hold.key) };
     }),
   );
@@ -213,7 +218,9 @@ export async function voidHold(ctx: ShardContext, input: HoldRef): Promise<VoidR
       if (hold.state === 'voided') return { outcome: 'already_voided' satisfies VoidOutcome, hold: holdView(hold, ctx.shard) };
       if (hold.state === 'expired') return { outcome: 'already_expired' satisfies VoidOutcome, hold: holdView(hold, ctx.shard) };
       await lockAccount(client, hold.account_id);
-      return { outcome: 'voided' satisfies VoidOutcome, hold: await resolveHold(client, ctx.shard, hold, 'voided', input.key, hold.at) };
+      const voided = await resolveHold(client, ctx.shard, hold, 'voided', input.key, hold.at);
+      await appendEvent(client, { aggregate: 'transfer', id: hold.transfer_id, type: 'transfer.hold_voided', side: hold.side, payload: holdPayload(hold, input.key, hold.at) });
+      return { outcome: 'voided' satisfies VoidOutcome, hold: voided };
     }),
   );
   if (result.refusal) throw result.refusal;
@@ -255,6 +262,7 @@ export async function refund(ctx: ShardContext, input: HoldRef): Promise<EntryRe
           { accountId: clearingAccountId(hold.currency), amount: -amount },
         ],
       );
+      await appendEvent(client, { aggregate: 'transfer', id: hold.transfer_id, type: 'transfer.debit_refunded', side: 'debit', payload: { ...holdPayload(hold, input.key, at), ...(payee !== hold.account_id ? { suspense: true } : {}) } });
       return { postings: await entryPostings(client, ctx.shard, input.key, hold.key), ...(payee !== hold.account_id ? { suspense: true } : {}) };
     }),
   );

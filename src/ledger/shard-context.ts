@@ -105,3 +105,48 @@ export async function movePosted(client: pg.PoolClient, accountId: string, delta
     [accountId, delta.toString(), at],
   );
 }
+
+/** Event types written with ledger effects (the per-shard outbox, `ledger_events`). */
+export type LedgerEventType =
+  | 'transfer.debit_reserved' | 'transfer.credit_reserved' | 'transfer.debit_posted' | 'transfer.credit_posted'
+  | 'transfer.hold_voided' | 'transfer.hold_expired' | 'transfer.debit_refunded'
+  | 'account.opened' | 'account.deposited' | 'account.withdrawn' | 'account.status_changed' | 'suspense.released';
+
+/**
+ * The order of a transfer's events, the same on every shard, so a receiver can order what it got
+ * out of order: reserve debit, reserve credit, post debit, post credit, release credit, release
+ * debit, refund.
+ */
+export function transferSequence(type: LedgerEventType, side?: 'debit' | 'credit'): number | undefined {
+  switch (type) {
+    case 'transfer.debit_reserved': return 1;
+    case 'transfer.credit_reserved': return 2;
+    case 'transfer.debit_posted': return 3;
+    case 'transfer.credit_posted': return 4;
+    case 'transfer.hold_voided':
+    case 'transfer.hold_expired': return side === 'credit' ? 5 : 6;
+    case 'transfer.debit_refunded': return 7;
+    default: return undefined;
+  }
+}
+
+/**
+ * Writes an event in the caller's transaction: it commits, or rolls back, with the effect it
+ * describes (a transactional outbox; the dispatcher delivers it downstream).
+ */
+export async function appendEvent(
+  client: pg.PoolClient,
+  event: { aggregate: 'transfer' | 'account'; id: string; type: LedgerEventType; side?: 'debit' | 'credit'; payload: Record<string, unknown> },
+): Promise<void> {
+  const sequence = transferSequence(event.type, event.side);
+  const payload = { ...event.payload, ...(event.side ? { side: event.side } : {}), ...(sequence !== undefined ? { sequence } : {}) };
+  await client.query(
+    `INSERT INTO ledger_events (aggregatetype, aggregateid, type, payload) VALUES ($1::text, $2::text, $3::text, $4::jsonb)`,
+    [event.aggregate, event.id, event.type, JSON.stringify(payload)],
+  );
+}
+
+/** A hold's event payload: amounts as digit strings, never numbers. */
+export function holdPayload(hold: { key: string; transfer_id: string; account_id: string; amount: string; currency: string }, key: string, at: Date): Record<string, unknown> {
+  return { transferId: hold.transfer_id, holdKey: hold.key, account: hold.account_id, amount: String(hold.amount), currency: hold.currency, key, at: at.toISOString() };
+}

@@ -4,7 +4,7 @@ import { RefusalError } from '../domain/errors.js';
 import { withTransaction } from '../db/transaction.js';
 import { idempotent } from './barrier.js';
 import { entryPostings } from './account-ops.js';
-import { appendEntry, assertActive, assertCurrencyMatches, lockAccount, movePosted, readNow, type ShardContext } from './shard-context.js';
+import { appendEntry, appendEvent, assertActive, assertCurrencyMatches, lockAccount, movePosted, readNow, type ShardContext } from './shard-context.js';
 import type { EntryResult, PostingView } from './types.js';
 
 export interface SuspenseBalance {
@@ -67,6 +67,7 @@ export async function releaseSuspense(ctx: ShardContext, input: SuspenseRelease)
         { accountId: payee, amount: input.amount },
         { accountId: suspense, amount: -input.amount },
       ]);
+      await appendEvent(client, { aggregate: 'account', id: payee, type: 'suspense.released', payload: { account: payee, amount: input.amount.toString(), currency: input.currency, key: input.key, shard: ctx.shard, at: at.toISOString() } });
       return { postings: await entryPostings(client, ctx.shard, entryId, null) };
     }),
   );

@@ -1,5 +1,5 @@
 import { withTransaction } from '../db/transaction.js';
-import { readNow, type ShardContext } from './shard-context.js';
+import { appendEvent, holdPayload, readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
 import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
 
@@ -39,6 +39,9 @@ export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<
            updated_at = $4::timestamptz WHERE id = $1::text`,
         [accountId, sums.debits.toString(), sums.credits.toString(), at],
       );
+    }
+    for (const hold of rows) {
+      await appendEvent(client, { aggregate: 'transfer', id: hold.transfer_id, type: 'transfer.hold_expired', side: hold.side, payload: holdPayload(hold, 'sweeper', at) });
     }
     return rows;
   });

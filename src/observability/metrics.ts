@@ -20,7 +20,11 @@ export class TransferMetrics implements ActivityObserver {
   readonly compensations = new client.Counter({ name: 'transfer_compensations_total', help: 'Compensations by step and outcome', labelNames: ['step', 'outcome'] as const, registers: [this.registry] });
   readonly outcomes = new client.Counter({ name: 'transfer_outcomes_total', help: 'Finished transfers by status and reason', labelNames: ['status', 'reason'] as const, registers: [this.registry] });
 
+  readonly relaySlotLag = new client.Gauge({ name: 'transfer_relay_slot_lag_bytes', help: 'WAL the log relay\'s replication slot retains (behind the producer\'s current position)', registers: [this.registry] });
   readonly suspense = new client.Gauge({ name: 'transfer_ledger_suspense_minor_units', help: 'Money refunded after its account closed, waiting for an operator (minor units)', labelNames: ['shard', 'currency'] as const, registers: [this.registry] });
+  readonly attentions = new client.Counter({ name: 'transfer_needs_attention_total', help: 'Compensations refused by the ledger: the transfer waits for an operator (transfer repair)', labelNames: ['step', 'code'] as const, registers: [this.registry] });
+  readonly repairs = new client.Counter({ name: 'transfer_repairs_total', help: 'Operator decisions on transfers that needed attention', labelNames: ['action'] as const, registers: [this.registry] });
+  readonly approvalRefusals = new client.Counter({ name: 'transfer_approvals_refused_total', help: 'Approvals refused (not an approver, or the requester)', registers: [this.registry] });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
@@ -33,6 +37,18 @@ export class TransferMetrics implements ActivityObserver {
 
   compensation(step: string, outcome: string): void {
     this.compensations.inc({ step, outcome });
+  }
+
+  attention(step: string, code: string): void {
+    this.attentions.inc({ step, code });
+  }
+
+  repair(action: string): void {
+    this.repairs.inc({ action });
+  }
+
+  approvalRefused(): void {
+    this.approvalRefusals.inc();
   }
 
   outcome(status: string, reason = ''): void {

@@ -51,7 +51,7 @@ afterAll(async () => {
 describe('transfer CLI as a subprocess', () => {
   it('--help on the root and on every command exits 0 and names its options', async () => {
     const cases: [string[], string[]][] = [
-      [[], ['--json', '--verbose', 'account', 'send', 'status', 'cancel', 'approve', 'list', 'verify', 'worker', 'up']],
+      [[], ['--json', '--verbose', 'account', 'send', 'status', 'cancel', 'approve', 'repair', 'list', 'verify', 'worker', 'up']],
       [['up'], ['--demo', '--exit', '--port', '--ui-port', '--metrics-port']],
       [['worker'], []], [['provision'], []], [['reset'], []],
       [['account'], ['open', 'show', 'list', 'deposit', 'withdraw', 'freeze', 'unfreeze', 'close']],
@@ -60,7 +60,7 @@ describe('transfer CLI as a subprocess', () => {
       [['account', 'deposit'], ['--key']], [['account', 'withdraw'], ['--key']],
       [['account', 'freeze'], []], [['account', 'unfreeze'], []], [['account', 'close'], []],
       [['send'], ['--from', '--to', '--amount', '--currency', '--id', '--memo', '--wait']],
-      [['status'], []], [['cancel'], ['--reason']], [['approve'], ['--by']],
+      [['status'], []], [['cancel'], ['--reason']], [['approve'], ['--by']], [['repair'], ['--retry', '--resolve', '--finish', '--by']],
       [['list'], ['--status', '--account', '--limit']], [['verify'], []],
     ];
     const results = await runAll(cases, 3, ([command]) => runCli([...command, '--help'], {}));
@@ -222,7 +222,7 @@ describe('transfer CLI as a subprocess', () => {
     expect(await awaiting(cancelId)).toBe(true);
 
     const approved = await json('approve', approveId, '--by', 'ops');
-    expect([approved.r.code, approved.body]).toEqual([0, { id: approveId, approved: true }]);
+    expect([approved.r.code, approved.body]).toEqual([0, { id: approveId, approved: true, by: 'ops' }]);
     const cancelled = await json('cancel', cancelId, '--reason', 'changed my mind');
     expect(cancelled.r.code).toBe(0);
     expect(cancelled.body).toMatchObject({ id: cancelId, status: 'CANCELLED', amount: '100000' });

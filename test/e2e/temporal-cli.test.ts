@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { formatMoney } from '../../src/domain/money.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
-import { waitFor, withTransferWorker } from '../support/control.js';
+import { after, waitFor, withTransferWorker } from '../support/control.js';
 import { connectDevServer } from '../support/temporal.js';
 import { expectBalances, expectLedgerClean, openFunded } from '../support/transfers.js';
 
@@ -79,7 +79,7 @@ interface HistoryEvent {
 }
 
 /** The operator's start: transfer id = workflow id, run once (RejectDuplicate), with a summary for the Web UI. */
-function start(taskQueue: string, workflowId: string, input: { from: string; to: string; amount: string; currency: string }): Promise<Started> {
+function start(taskQueue: string, workflowId: string, input: { from: string; to: string; amount: string; currency: string; requestedBy?: string }): Promise<Started> {
   return temporalJson<Started>(
     'workflow', 'start',
     '--task-queue', taskQueue,
@@ -214,5 +214,42 @@ describe('temporal CLI against the dev server', () => {
     expect(found.map((e) => e.execution.workflowId)).toEqual([id]);
     expect(found[0]!.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
     expect(searchAttributes(found[0]!)).toMatchObject({ TransferStatus: 'COMPLETED', FromAccount: from, ToAccount: to, Amount: 150000, Currency: 'USD' });
+  });
+
+  it('approve as an update answers a refusal (not an approver, the requester) and then approves', async () => {
+    const from = await openFunded(t.ledger, 0, `cli-${run}-upd-from`, '500000');
+    const to = await openFunded(t.ledger, 1, `cli-${run}-upd-to`, '0');
+    const id = `cli-${run}-approve-update`;
+    await withTransferWorker(env, t.ledger, { approvalThreshold: APPROVAL_THRESHOLD, approvers: ['alice', 'bob'] }, async (taskQueue) => {
+      await start(taskQueue, id, { from, to, amount: '150000', currency: 'USD', requestedBy: 'alice' });
+      await awaitingApproval(id);
+      const approve = (by: string) => temporalJson<{ name: string; result: Record<string, unknown> }>('workflow', 'update', 'execute', '--workflow-id', id, '--name', 'approve', '--input', JSON.stringify({ by }));
+      await expect(approve('mallory')).rejects.toThrow(/mallory is not an approver/);
+      await expect(approve('alice')).rejects.toThrow(/alice requested this transfer and cannot approve it/);
+      expect(await status(id)).toMatchObject({ status: 'AWAITING_APPROVAL', lastError: { type: 'APPROVAL_REFUSED' } });
+      expect((await approve('bob')).result).toEqual({ approved: true, by: 'bob' });
+      const result = await temporalJson<{ result: { status: string } }>('workflow', 'result', '--workflow-id', id);
+      expect(result.result.status).toBe('COMPLETED');
+    });
+  });
+
+  it('a transfer that needs attention: the status query says why, the repair update resolves it', async () => {
+    const from = await openFunded(t.ledger, 0, `cli-${run}-na-from`, '1000');
+    const to = await openFunded(t.ledger, 1, `cli-${run}-na-to`, '0');
+    const id = `cli-${run}-attention`;
+    // The credit is posted out of band and the debit hold expires: void-credit meets HOLD_POSTED.
+    const sabotage = after('reserveCredit', async () => {
+      await t.ledger.post({ key: `ops:${id}`, holdKey: `${id}:reserve-credit`, accountId: to });
+      t.clock.advance(16 * 60_000);
+    });
+    await withTransferWorker(env, t.ledger, { wrap: sabotage }, async (taskQueue) => {
+      await start(taskQueue, id, { from, to, amount: '400', currency: 'USD' });
+      await waitFor(async () => (await status(id).catch(() => undefined))?.status === 'NEEDS_ATTENTION', 15_000);
+      expect(await status(id)).toMatchObject({ attention: { step: 'void-credit', code: 'HOLD_POSTED' } });
+      const repair = await temporalJson<{ name: string; result: { result?: Record<string, unknown> } }>('workflow', 'update', 'execute', '--workflow-id', id, '--name', 'repair', '--input', '{"action":"resolve","note":"credit reversed by hand","by":"ops"}');
+      expect(repair.result.result).toMatchObject({ status: 'RESOLVED', resolution: { note: 'credit reversed by hand', by: 'ops' } });
+    });
+    const described = await temporalJson<Describe>('workflow', 'describe', '--workflow-id', id);
+    expect(searchAttributes(described.workflowExecutionInfo)).toMatchObject({ TransferStatus: 'RESOLVED' });
   });
 });

@@ -51,7 +51,7 @@ async function processesUsing(dir: string): Promise<number[]> {
 }
 
 describe('transfer up (the embedded stack)', () => {
-  it('runs the demo with its three endings, then shuts down cleanly with --exit', async () => {
+  it('runs the demo with its three endings and a request through the message table, then shuts down cleanly with --exit', async () => {
     const p = await ports();
     const run = start(['up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`], { TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: '1' });
     const { code, stdout, stderr } = await run.done;
@@ -60,10 +60,13 @@ describe('transfer up (the embedded stack)', () => {
     expect(stdout).toMatch(/\n\s+FAILED \(INSUFFICIENT_FUNDS\)/);
     expect(stdout).toMatch(/\n\s+COMPENSATED \(ACCOUNT_FROZEN\).*void-debit:ok\(voided\)/);
     expect(stdout).toContain(`http://127.0.0.1:${p.ui}/namespaces/default/workflows/demo-`);
-    expect(stdout).toMatch(/Balances after:\n\s+demo-wallet\s+shard 0\s+posted\s+375\.00 USD/);
-    expect(stdout).toMatch(/demo-savings\s+shard 1\s+posted\s+125\.00 USD/);
+    // The wallet service's order and payout request, committed together, relayed, and answered in its row.
+    expect(stdout).toMatch(/wallet service: order \+ payout request in one local transaction → relay → 7\.50 USD\n\s+COMPLETED; the wallet service's row now says: completed/);
+    expect(stdout).toMatch(/Balances after:\n\s+demo-wallet\s+shard 0\s+posted\s+367\.50 USD/);
+    expect(stdout).toMatch(/demo-savings\s+shard 1\s+posted\s+132\.50 USD/);
     expect(stdout).toContain('Ledger verify: ok');
     expect(stderr).toContain(`Web UI        http://127.0.0.1:${p.ui}`);
+    expect(stderr).toContain('Relay         poll mode: transfer requests from database wallet_service');
     expect(stderr).toContain('stopped: PostgreSQL, Temporal dev server and worker are down');
     expect(await processesUsing(dataDir)).toEqual([]);
     for (const port of [p.port, p.ui, p.metrics]) expect(await isPortFree(port), `port ${port}`).toBe(true);

@@ -69,6 +69,9 @@ describe('a backend killed under a checked-out client', () => {
     const retried = await ledger.reserve(input);
     expect(retried.replayed).toBe(false); // the killed attempt committed nothing
     expect((await ledger.reserve(input)).replayed).toBe(true);
+    // The event is part of the effect's transaction: none from the killed attempt, one in all.
+    const { rows: events } = await pool.query(`SELECT type FROM ledger_events WHERE aggregateid = $1`, [input.transferId]);
+    expect(events).toEqual([{ type: 'transfer.debit_reserved' }]);
     expect((await ledger.getAccount(account)).pendingDebits).toBe('700');
     expect(pool.totalCount).toBeGreaterThan(0);
   });

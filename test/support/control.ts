@@ -1,10 +1,12 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TransferActivities } from '../../activities/index.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
+import type { Logger } from '../../src/observability/logger.js';
+import type { TransferMetrics } from '../../src/observability/metrics.js';
 import { createTestWorker, type Latch, testPolicy, uniqueTaskQueue } from './temporal.js';
 
 /** Holds one activity at a latch (before it touches the ledger) so a test can act in that phase. */
-export function pauseBefore(name: 'reserveDebit' | 'reserveCredit' | 'postDebit', latch: Latch) {
+export function pauseBefore(name: 'reserveDebit' | 'reserveCredit' | 'postDebit' | 'postCredit', latch: Latch) {
   return (acts: TransferActivities): TransferActivities => ({
     ...acts,
     [name]: async (input: never) => {
@@ -18,14 +20,16 @@ export function pauseBefore(name: 'reserveDebit' | 'reserveCredit' | 'postDebit'
 export async function withTransferWorker<T>(
   env: TestWorkflowEnvironment,
   ledger: Ledger,
-  options: { wrap?: (a: TransferActivities) => TransferActivities; approvalThreshold?: string },
+  options: { wrap?: (a: TransferActivities) => TransferActivities; approvalThreshold?: string; approvers?: string[]; metrics?: TransferMetrics; logger?: Logger },
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
   const taskQueue = uniqueTaskQueue();
   const worker = await createTestWorker(env, ledger, {
     taskQueue,
-    policy: testPolicy({ approvalThreshold: options.approvalThreshold ?? null }),
+    policy: testPolicy({ approvalThreshold: options.approvalThreshold ?? null, ...(options.approvers ? { approvers: options.approvers } : {}) }),
     ...(options.wrap ? { wrap: options.wrap } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   return worker.runUntil(() => fn(taskQueue));
 }
@@ -43,4 +47,21 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
     if (Date.now() > deadline) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Runs `hook` (say, move the ledger clock or freeze an account) right after an activity succeeded. */
+export function after(name: keyof TransferActivities, hook: () => Promise<unknown> | void) {
+  return (acts: TransferActivities): TransferActivities => ({
+    ...acts,
+    [name]: async (input: never) => {
+      const result = await (acts[name] as (i: never) => Promise<unknown>)(input);
+      await hook();
+      return result;
+    },
+  });
+}
+
+/** Chains activity wrappers (the first wraps innermost). */
+export function wrapAll(...wraps: ((a: TransferActivities) => TransferActivities)[]) {
+  return (acts: TransferActivities): TransferActivities => wraps.reduce((a, w) => w(a), acts);
 }

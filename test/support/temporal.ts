@@ -6,6 +6,8 @@ import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { TransferActivities } from '../../activities/index.js';
 import type { TransferPolicy } from '../../src/domain/transfer.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
+import type { Logger } from '../../src/observability/logger.js';
+import type { TransferMetrics } from '../../src/observability/metrics.js';
 import { createTransferWorker } from '../../src/worker.js';
 import { createTestLedger, type TestLedger } from './ledger.js';
 
@@ -51,7 +53,7 @@ export function uniqueTaskQueue(): string {
 export async function createTestWorker(
   env: TestWorkflowEnvironment,
   ledger: Ledger,
-  options: { taskQueue: string; policy?: () => TransferPolicy; wrap?: (a: TransferActivities) => TransferActivities; overrides?: Partial<WorkerOptions> },
+  options: { taskQueue: string; policy?: () => TransferPolicy; wrap?: (a: TransferActivities) => TransferActivities; overrides?: Partial<WorkerOptions>; metrics?: TransferMetrics; logger?: Logger },
 ): Promise<Worker> {
   return createTransferWorker({
     connection: env.nativeConnection,
@@ -61,6 +63,8 @@ export async function createTestWorker(
     policy: options.policy ?? testPolicy(),
     workflowBundle: { codePath: inject('workflowBundle') },
     ...(options.wrap ? { wrapActivities: options.wrap } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
     overrides: { shutdownGraceTime: '1s', ...options.overrides },
   });
 }
@@ -115,4 +119,11 @@ export function useDevServer(bind: (t: TestLedger, env: TestWorkflowEnvironment)
     await env?.teardown();
     await t?.drop();
   });
+}
+
+/** A logger that keeps every line (level, fields, message) for a test to read. */
+export function capturingLogger(): { logger: Logger; lines: { level: string; fields: Record<string, unknown>; msg: string }[] } {
+  const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
+  const at = (level: string) => (fields: Record<string, unknown>, msg: string) => void lines.push({ level, fields, msg });
+  return { lines, logger: { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') } as unknown as Logger };
 }

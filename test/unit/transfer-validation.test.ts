@@ -3,6 +3,7 @@ import { Refusal } from '../../src/domain/codes.js';
 import { RefusalError } from '../../src/domain/errors.js';
 import { refusalCode as refusal } from '../support/refusals.js';
 import { validateTransfer } from '../../src/domain/transfer.js';
+import { policyFromEnv } from '../../src/config.js';
 
 const valid = { transferId: 'tr-1', from: 'alice', to: 'bob', amount: '1250', currency: 'USD' };
 
@@ -42,5 +43,18 @@ describe('validateTransfer (workflow-level rules)', () => {
     expect(refusal(() => validateTransfer({ ...valid, transferId: 'has space' }))).toBe(Refusal.INVALID_INPUT);
     expect(refusal(() => validateTransfer(valid, 'another-workflow-id'))).toBe(Refusal.INVALID_INPUT);
     expect(refusal(() => validateTransfer({ ...valid, memo: 'm'.repeat(501) }))).toBe(Refusal.INVALID_INPUT);
+  });
+
+  it('takes an optional requestedBy name and refuses anything else in it', () => {
+    expect(validateTransfer({ ...valid, requestedBy: 'alice' }).requestedBy).toBe('alice');
+    expect(refusal(() => validateTransfer({ ...valid, requestedBy: '' }))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer({ ...valid, requestedBy: 7 }))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer({ ...valid, requestedBy: 'a\nb' }))).toBe(Refusal.INVALID_INPUT);
+    expect(refusal(() => validateTransfer({ ...valid, requestedBy: 'x'.repeat(101) }))).toBe(Refusal.INVALID_INPUT);
+  });
+
+  it('reads TRANSFER_APPROVERS into the policy (absent when unset)', () => {
+    expect(policyFromEnv({ TRANSFER_APPROVERS: ' alice, bob ,' })('USD').approvers).toEqual(['alice', 'bob']);
+    expect(policyFromEnv({})('USD')).not.toHaveProperty('approvers');
   });
 });

@@ -5,6 +5,7 @@ import type { TransferResult } from '../../src/domain/transfer.js';
 import { approveSignal, cancelUpdate, statusQuery } from '../../workflows/definitions.js';
 import type { TestLedger } from '../support/ledger.js';
 import { pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
+import { refusalCodeOf } from '../support/refusals.js';
 import { Latch, useTimeSkipping } from '../support/temporal.js';
 import { expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer } from '../support/transfers.js';
 
@@ -14,6 +15,13 @@ useTimeSkipping((ledger, environment) => {
   t = ledger;
   env = environment;
 });
+
+/** A reservation arriving late under the transfer's own hold keys (an abandoned attempt, a forced rerun). */
+async function lateReservations(from: string, to: string, transferId: string, amount: string): Promise<string[]> {
+  const reserve = (side: 'debit' | 'credit', account: string, counterparty: string) =>
+    refusalCodeOf(t.ledger.reserve({ key: `${transferId}:reserve-${side}`, transferId, accountId: account, side, amount, currency: 'USD', ttlMs: 60_000, counterparty }));
+  return [await reserve('debit', from, to), await reserve('credit', to, from)];
+}
 
 /**
  * Control on the time-skipping server: approval windows of a day pass in milliseconds. Cancels that
@@ -27,10 +35,13 @@ describe('control: cancel before reserving and while posting, approval', () => {
       const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-approval', from, to, amount: '6000', currency: 'USD' });
       await waitFor(async () => (await handle.query(statusQuery)).status === 'AWAITING_APPROVAL');
       const answer = await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'customer changed their mind' }] });
-      expect(await scheduledActivities(handle)).toEqual([]);
+      // Nothing was reserved, but both voids run: their tombstones fence any late reservation.
+      expect(await scheduledActivities(handle)).toEqual(['compensateCredit', 'compensateDebit']);
       return answer;
     });
     expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED', message: 'customer changed their mind', holds: [] });
+    expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'null_compensation' }, { step: 'void-debit', outcome: 'null_compensation' }]);
+    expect(await lateReservations(from, to, 'cancel-approval', '6000')).toEqual(['FENCED', 'FENCED']);
     await expectBalances(t.ledger, { [from]: { posted: '10000' }, [to]: { posted: '0' } });
     await expectLedgerClean(t.ledger);
   });
@@ -47,6 +58,7 @@ describe('control: cancel before reserving and while posting, approval', () => {
       return handle.result();
     });
     expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED', holds: [] });
+    expect(await lateReservations(from, to, 'cancel-wf-approval', '6000')).toEqual(['FENCED', 'FENCED']);
     await expectBalances(t.ledger, { [from]: { posted: '10000' }, [to]: { posted: '0' } });
   });
 
@@ -94,7 +106,8 @@ describe('control: cancel before reserving and while posting, approval', () => {
     const result: TransferResult = await withTransferWorker(env, t.ledger, { approvalThreshold: '1000' }, async (taskQueue) =>
       (await startTransfer(env, taskQueue, { transferId: 'approve-timeout', from, to, amount: '1000', currency: 'USD' })).result(),
     );
-    expect(result).toMatchObject({ status: 'CANCELLED', reason: 'APPROVAL_TIMEOUT', holds: [] });
+    expect(result).toMatchObject({ status: 'CANCELLED', reason: 'APPROVAL_TIMEOUT', holds: [], compensations: [{ step: 'void-credit', outcome: 'null_compensation' }, { step: 'void-debit', outcome: 'null_compensation' }] });
+    expect(await lateReservations(from, to, 'approve-timeout', '1000')).toEqual(['FENCED', 'FENCED']);
     expect((await env.currentTimeMs()) - startedAt).toBeGreaterThanOrEqual(24 * 60 * 60_000);
     expect(Date.now() - wallStart).toBeLessThan(30_000);
     await expectBalances(t.ledger, { [from]: { posted: '100000' }, [to]: { posted: '0' } });

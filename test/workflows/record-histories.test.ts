@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { approveSignal, cancelUpdate, statusQuery } from '../../workflows/definitions.js';
-import { pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
+import { approveSignal, approveUpdate, cancelUpdate, repairUpdate, statusQuery } from '../../workflows/definitions.js';
+import { after, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { connectDevServer, Latch } from '../support/temporal.js';
 import { openFunded, startTransfer } from '../support/transfers.js';
@@ -64,5 +64,46 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
       expect((await handle.result()).status).toBe('COMPLETED');
     });
     for (const name of ['completed', 'refused', 'compensated', 'invalid', 'cancelled', 'approved']) await save(name, id(name));
+  });
+
+  // The paths added with the operator repair, approvers and tombstones. Run alone (-t "repair paths")
+  // so the histories recorded before them are not re-recorded.
+  it('records the repair paths: needs attention then resolved, approval refused then approved, cancelled during approval, expired', async () => {
+    const suffix = Date.now().toString(36);
+    const id = (name: string) => `${name}-${suffix}`;
+    const rich = await openFunded(t.ledger, 0, 'rec2-from', '1000000');
+    const to = await openFunded(t.ledger, 1, 'rec2-to', '0');
+
+    const sabotage = after('reserveCredit', async () => {
+      await t.ledger.post({ key: `ops:post-${suffix}`, holdKey: `${id('attention')}:reserve-credit`, accountId: to });
+      t.clock.advance(16 * 60_000);
+    });
+    await withTransferWorker(env, t.ledger, { wrap: sabotage }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id('attention'), from: rich, to, amount: '400', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
+      expect((await handle.executeUpdate(repairUpdate, { args: [{ action: 'retry', by: 'recorder' }] })).status).toBe('NEEDS_ATTENTION');
+      await handle.executeUpdate(repairUpdate, { args: [{ action: 'resolve', note: 'recorded resolution', by: 'recorder' }] });
+      expect((await handle.result()).status).toBe('RESOLVED');
+    });
+    const expire = after('reserveCredit', async () => {
+      t.clock.advance(60 * 60_000);
+      await t.ledger.sweepExpired();
+    });
+    await withTransferWorker(env, t.ledger, { wrap: expire }, async (taskQueue) => {
+      expect((await (await startTransfer(env, taskQueue, { transferId: id('expired'), from: rich, to, amount: '300', currency: 'USD' })).result()).status).toBe('COMPENSATED');
+    });
+    await withTransferWorker(env, t.ledger, { approvalThreshold: '5000', approvers: ['alice', 'bob'] }, async (taskQueue) => {
+      const refused = await startTransfer(env, taskQueue, { transferId: id('approval-refused'), from: rich, to, amount: '6000', currency: 'USD', requestedBy: 'alice' });
+      await waitFor(async () => (await refused.query(statusQuery)).awaitingApproval);
+      await refused.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }).catch(() => undefined);
+      await refused.signal(approveSignal, { by: 'mallory' });
+      await waitFor(async () => (await refused.query(statusQuery)).lastError?.type === 'APPROVAL_REFUSED');
+      await refused.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
+      expect((await refused.result()).status).toBe('COMPLETED');
+      const cancelled = await startTransfer(env, taskQueue, { transferId: id('approval-cancelled'), from: rich, to, amount: '6000', currency: 'USD' });
+      await waitFor(async () => (await cancelled.query(statusQuery)).awaitingApproval);
+      expect((await cancelled.executeUpdate(cancelUpdate, { args: [{ reason: 'recorded cancel' }] })).status).toBe('CANCELLED');
+    });
+    for (const name of ['attention', 'expired', 'approval-refused', 'approval-cancelled']) await save(name, id(name));
   });
 });

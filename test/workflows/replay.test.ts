@@ -13,7 +13,7 @@ const dir = new URL('./histories/', import.meta.url);
 describe('replay of recorded saga histories', () => {
   it('replays every recorded history without non-determinism', async () => {
     const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(6);
+    expect(files.length).toBeGreaterThanOrEqual(10);
     const histories = await Promise.all(
       files.map(async (file) => {
         const history = historyFromJSON(JSON.parse(await readFile(new URL(file, dir), 'utf8')));

@@ -49,7 +49,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const to = await openFunded(t.ledger, 1, 'happy-to', '0');
     const handle = await startTransfer(env, taskQueue, { transferId: 'happy-1', from, to, amount: '2500', currency: 'USD', memo: 'rent' });
     const result = await handle.result();
-    expect(result).toMatchObject({ transferId: 'happy-1', status: 'COMPLETED', amount: '2500', currency: 'USD', memo: 'rent', compensations: [] });
+    expect(result).toMatchObject({ transferId: 'happy-1', status: 'COMPLETED', amount: '2500', currency: 'USD', memo: 'rent', compensations: [], sides: { debit: 'posted', credit: 'posted' } });
     expect(result.steps.map((s) => `${s.step}:${s.outcome}`)).toEqual(['reserve-debit:ok', 'reserve-credit:ok', 'post-debit:ok', 'post-credit:ok']);
     expect(result.holds.map((h) => [h.side, h.state, h.shard])).toEqual([['debit', 'posted', 0], ['credit', 'posted', 1]]);
     expect(await scheduledActivities(handle)).toEqual(['reserveDebit', 'reserveCredit', 'postDebit', 'postCredit']);
@@ -88,7 +88,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     await t.ledger.setStatus(to, 'frozen');
     const handle = await startTransfer(env, taskQueue, { transferId: 'void-1', from, to, amount: '4000', currency: 'USD' });
     const result = await handle.result();
-    expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'voided' }] });
+    expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'voided' }], sides: { debit: 'voided', credit: 'none' } });
     expect(await activityFailures(handle)).toEqual([{ activity: 'reserveCredit', type: 'ACCOUNT_FROZEN', nonRetryable: true, message: expect.any(String) }]);
     expect(await scheduledActivities(handle)).toEqual(['reserveDebit', 'reserveCredit', 'compensateDebit']);
     expect(result.holds.map((h) => [h.side, h.state])).toEqual([['debit', 'voided']]); // the result says how holds ended
@@ -107,7 +107,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const handle = await startTransfer(env, taskQueue, { transferId: 'refund-1', from, to, amount: '3000', currency: 'USD' });
     const result = await handle.result();
     afterStep = {};
-    expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED' });
+    expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'refunded', credit: 'expired' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'already_expired' }, { step: 'refund-debit', outcome: 'refunded' }]);
     expect(await activityFailures(handle)).toEqual([{ activity: 'postCredit', type: 'HOLD_EXPIRED', nonRetryable: true, message: expect.any(String) }]);
     const records = await t.ledger.transferRecords('refund-1');
@@ -126,7 +126,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const handle = await startTransfer(env, taskQueue, { transferId: 'expire-1', from, to, amount: '900', currency: 'USD' });
     const result = await handle.result();
     afterStep = {};
-    expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED' });
+    expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'expired', credit: 'voided' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'voided' }, { step: 'void-debit', outcome: 'already_expired' }]);
     expect(await activityFailures(handle)).toEqual([{ activity: 'postDebit', type: 'HOLD_EXPIRED', nonRetryable: true, message: expect.any(String) }]);
     await expectBalances(t.ledger, { [from]: { posted: '900' }, [to]: { posted: '0' } });

@@ -85,6 +85,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       });
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
+      let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
       let messaging: { stop(): Promise<void> } | undefined;
       try {
         await waitForLedger(ledger, (line) => {
@@ -92,6 +93,12 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           say(line);
         });
         running = await runWorker({ connection: stack.nativeConnection, namespace: stack.info.namespace, taskQueue, ledger, logger, metricsPort: Number(opts.metricsPort) });
+        if (stack.info.producerUrl) {
+          const { runRelay } = await import('../../messaging/run-relay.js');
+          const mode = process.env.TRANSFER_RELAY_MODE === 'log' ? 'log' : 'poll';
+          const metrics = running.metrics;
+          relay = await runRelay({ url: stack.info.producerUrl, client: stack.client, taskQueue, mode, example: true, log: (line) => logger.warn({}, line), onSlotLag: (bytes) => metrics.relaySlotLag.set(bytes) });
+        }
         // Outbound messages: the webhook dispatcher and the reference fund-account receiver.
         const { startMessagingForUp } = await import('../../messaging/webhooks/up.js');
         messaging = await startMessagingForUp({
@@ -106,9 +113,10 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
         say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
+        if (relay) say(`  Relay         ${relay.mode} mode: transfer requests from database wallet_service (transfer_outbox.transfer_requests)`);
         if (opts.demo) {
           const { runDemo } = await load.demo();
-          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
+          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
@@ -117,6 +125,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           say(`\n${signal}: shutting down…`);
         }
       } finally {
+        await relay?.stop().catch((e) => say(`relay stop: ${(e as Error).message}`));
         await messaging?.stop().catch((e) => say(`webhooks stop: ${(e as Error).message}`));
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
         await ledger.close().catch(() => undefined);

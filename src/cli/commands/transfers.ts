@@ -3,16 +3,16 @@ import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
-import { TERMINAL_STATUSES, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
+import { OPEN_STATUSES, TERMINAL_STATUSES, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
 import { openClient, openLedger } from '../context.js';
-import { checkAccountId, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
+import { checkAccountId, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
 export function transferJson(v: TransferView | (TransferResult & { id?: string })) {
   const id = 'id' in v && v.id ? v.id : (v as TransferResult).transferId;
   return { id, status: v.status, from: v.from, to: v.to, amount: v.amount, currency: v.currency, ...(v.reason ? { reason: v.reason } : {}), ...(v.message ? { message: v.message } : {}), ...(v.memo ? { memo: v.memo } : {}) };
 }
 
-function transferLine(v: ReturnType<typeof transferJson>): string {
+export function transferLine(v: ReturnType<typeof transferJson>): string {
   return `${v.id}  ${v.status}${v.reason ? ` (${v.reason})` : ''}  ${v.from} → ${v.to}  ${v.amount && v.currency ? money(v.amount, v.currency) : ''}`;
 }
 
@@ -24,7 +24,7 @@ function exitFor(status: string): void {
 type TransferApi = typeof import('../../client.js');
 
 /** A Temporal client for one command; the SDK and our client module load only here (after validation). */
-async function withClient<T>(fn: (c: Awaited<ReturnType<typeof openClient>> & { api: TransferApi }) => Promise<T>): Promise<T> {
+export async function withClient<T>(fn: (c: Awaited<ReturnType<typeof openClient>> & { api: TransferApi }) => Promise<T>): Promise<T> {
   const api = await import('../../client.js');
   const c = await openClient();
   try {
@@ -34,9 +34,19 @@ async function withClient<T>(fn: (c: Awaited<ReturnType<typeof openClient>> & { 
   }
 }
 
-const LISTED_STATUSES: readonly TransferStatus[] = ['RUNNING', 'AWAITING_APPROVAL', 'COMPENSATING', ...TERMINAL_STATUSES];
+const LISTED_STATUSES: readonly TransferStatus[] = [...OPEN_STATUSES, ...TERMINAL_STATUSES];
 
-function isNotFound(error: unknown): boolean {
+/** The ledger's records of one transfer, for runs that closed without a result (see describeTransfer). */
+export async function readLedger(id: string) {
+  const ledger = await openLedger();
+  try {
+    return await ledger.transferRecords(id);
+  } finally {
+    await ledger.close();
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; message?: string };
   return e?.name === 'WorkflowNotFoundError' || /not found/i.test(e?.message ?? '');
 }
@@ -100,12 +110,23 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .action(async (id: string) => {
       checkTransferId(id);
       await withClient(async ({ client, api }) => {
-        const view = await api.describeTransfer(client, id).catch((error: Error) => {
+        const view = await api.describeTransfer(client, id, readLedger).catch((error: Error) => {
           if (isNotFound(error)) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
           throw error;
         });
-        const json = { ...transferJson(view), ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts } : {}), ...(view.result ? { holds: view.result.holds, steps: view.result.steps } : {}) };
-        emit(globals(), json, () => `${transferLine(transferJson(view))}${view.state ? `\n  step: ${view.state.step}` : ''}`);
+        const json = {
+          ...transferJson(view),
+          ...(view.runStatus ? { runStatus: view.runStatus } : {}),
+          ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts, ...(view.state.attention ? { attention: view.state.attention } : {}) } : {}),
+          ...(view.result ? { holds: view.result.holds, steps: view.result.steps, ...(view.result.sides ? { sides: view.result.sides } : {}), ...(view.result.resolution ? { resolution: view.result.resolution } : {}) } : {}),
+          ...(view.ledger ? { ledger: view.ledger } : {}),
+        };
+        emit(globals(), json, () => [
+          transferLine(transferJson(view)),
+          ...(view.state ? [`  step: ${view.state.step}`] : []),
+          ...(view.message ? [`  ${view.message}`] : []),
+          ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
+        ].join('\n'));
         exitFor(view.status);
       });
     });
@@ -130,14 +151,17 @@ export function registerTransferCommands(program: Command, globals: () => Global
 
   program
     .command('approve <id>')
-    .description('approve a transfer waiting for approval')
-    .option('--by <name>', 'who approves')
+    .description('approve a transfer waiting for approval; exit 1 when refused (not an approver, the requester, not waiting)')
+    .option('--by <name>', 'who approves (default: $USER)')
     .action(async (id: string, opts: { by?: string }) => {
       checkTransferId(id);
+      const by = checkPerson(opts.by ?? process.env.USER, '--by');
       await withClient(async ({ client, api }) => {
         await mustBeRunning(client, id, 'approve');
-        await api.approveTransfer(client, id, opts.by);
-        emit(globals(), { id, approved: true }, () => `approval sent to ${id}`);
+        const answer = await api.approveTransfer(client, id, by).catch((error: Error) => {
+          throw new CliError(`approval of ${id} refused: ${error.cause instanceof Error ? error.cause.message : error.message}`, EXIT.NOT_COMPLETED, 'APPROVAL_REFUSED');
+        });
+        emit(globals(), { id, approved: answer.approved, ...(answer.by ? { by: answer.by } : {}) }, () => `approved ${id}${answer.by ? ` by ${answer.by}` : ''}`);
       });
     });
 
