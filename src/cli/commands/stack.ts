@@ -86,7 +86,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
-      let messaging: { stop(): Promise<void> } | undefined;
+      let messaging: Awaited<ReturnType<typeof import('../../messaging/webhooks/up.js').startMessagingForUp>>;
       try {
         await waitForLedger(ledger, (line) => {
           logger.warn({}, line);
@@ -117,6 +117,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (opts.demo) {
           const { runDemo } = await load.demo();
           const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
+          await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`));
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {

@@ -1,6 +1,7 @@
 import type { Logger } from '../../observability/logger.js';
 import { freePort } from '../../embedded/ports.js';
-import { startFundAccountReceiver } from '../../receiver/fund-account.js';
+import { fundBalances, startFundAccountReceiver } from '../../receiver/fund-account.js';
+import { formatMoney } from '../../domain/money.js';
 import { registerReceiver, startDispatcherService } from './service.js';
 
 /**
@@ -8,7 +9,7 @@ import { registerReceiver, startDispatcherService } from './service.js';
  * fund-account receiver subscribed to `transfer.credit_posted`. Returns undefined (nothing started)
  * when there is no messages database (external shards without MESSAGES_DATABASE_URL).
  */
-export async function startMessagingForUp(input: { messagesUrl?: string; fundAccountUrl?: string; shardUrls: string[]; logger: Logger; say: (line: string) => void }): Promise<{ stop(): Promise<void> } | undefined> {
+export async function startMessagingForUp(input: { messagesUrl?: string; fundAccountUrl?: string; shardUrls: string[]; logger: Logger; say: (line: string) => void }): Promise<{ stop(): Promise<void>; demoReport(print: (line: string) => void): Promise<void> } | undefined> {
   if (!input.messagesUrl) return undefined;
   const dispatcher = await startDispatcherService({ messagesUrl: input.messagesUrl, shardUrls: input.shardUrls, logger: input.logger });
   let receiver: Awaited<ReturnType<typeof startFundAccountReceiver>> | undefined;
@@ -26,6 +27,19 @@ export async function startMessagingForUp(input: { messagesUrl?: string; fundAcc
     throw error;
   }
   return {
+    /** After the demo: what reached the receiver (delivery is asynchronous: wait a little for it). */
+    async demoReport(print) {
+      if (!receiver) return;
+      const deadline = Date.now() + 10_000;
+      let balances = await fundBalances(receiver.pool);
+      while (balances.length === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        balances = await fundBalances(receiver.pool);
+      }
+      print('\nWebhooks: the fund-account receiver applied each transfer.credit_posted once (its own table, fund_balances):');
+      if (balances.length === 0) print('  nothing yet (see `npx transfer webhook deliveries`)');
+      for (const b of balances) print(`  ${b.account}  ${formatMoney(BigInt(b.balance), b.currency)}  from ${b.credits} credit(s)`);
+    },
     async stop() {
       await receiver?.close().catch(() => undefined);
       await dispatcher.stop();
