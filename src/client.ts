@@ -1,10 +1,15 @@
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { formatMoney } from './domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from './domain/search-attributes.js';
 import { validateTransfer, type RepairRequest, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
 import { approveUpdate, cancelUpdate, repairUpdate, statusQuery, TRANSFER_WORKFLOW, type ApproveAnswer } from '../workflows/definitions.js';
 import { ledgerPicture, type LedgerPicture, type TransferRecords } from './repair.js';
 import type { transferWorkflow } from '../workflows/transfer.js';
+import { differingFields, parametersOf, storedParameters, TransferIdReusedError, type TransferParameters } from './domain/transfer-reuse.js';
+
+export { TransferIdReusedError } from './domain/transfer-reuse.js';
+export type { TransferParameter, TransferParameters } from './domain/transfer-reuse.js';
 
 /** The transfer as clients see it: the fields our CLI prints and `--json` promises. */
 export interface TransferView {
@@ -32,21 +37,28 @@ export interface StartedTransfer {
   handle: WorkflowHandle<typeof transferWorkflow>;
   /** False when the transfer id already existed: the start attached to it instead of paying again. */
   started: boolean;
+  /** What the transfer's run was started with (for an existing id: the first request, not this one). */
+  request: TransferParameters;
 }
 
 /**
  * Starts a transfer, once. Workflow id = transfer id: a start while it runs attaches to the running
  * one; a start after it closed is rejected by the id reuse policy and answers with the first run.
+ * Either way the run's stored request must be this request: the same id with another from, to,
+ * amount, currency or memo is a TransferIdReusedError, and nothing was started.
  */
 export async function startTransfer(client: Client, taskQueue: string, request: TransferRequest & { transferId: string }): Promise<StartedTransfer> {
   const t = validateTransfer(request, request.transferId); // bad input changes nothing: checked before starting
+  const requested = parametersOf(t);
   // Informational only (the id policies below are what guarantee once): did this id exist already?
   const existed = await client.workflow.getHandle(t.transferId).describe().then(() => true, () => false);
+  let handle: WorkflowHandle<typeof transferWorkflow>;
+  let runId: string | undefined; // the run this start created or attached to (USE_EXISTING)
   try {
-    const handle = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
+    const created = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
       taskQueue,
       workflowId: t.transferId,
-      args: [{ ...request, amount: t.amount.toString() }],
+      args: [{ transferId: t.transferId, ...requested }],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       staticSummary: `Transfer ${formatMoney(t.amount, t.currency)} from ${t.from} to ${t.to}`,
@@ -59,11 +71,32 @@ export async function startTransfer(client: Client, taskQueue: string, request: 
         ...(t.amount <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: AmountKey, value: Number(t.amount) }] : []),
       ],
     });
-    return { id: t.transferId, handle, started: !existed };
+    handle = created;
+    runId = created.firstExecutionRunId;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    return { id: t.transferId, handle: client.workflow.getHandle<typeof transferWorkflow>(t.transferId), started: false };
+    handle = client.workflow.getHandle<typeof transferWorkflow>(t.transferId);
   }
+  // Compare with what the run was started with, never with the memo: when two requests race for one
+  // id, the loser attaches to a run whose first workflow task (which writes the memo) may not have
+  // run yet, and only the start event already holds the winner's request.
+  const stored = storedParameters(await startInput(client, t.transferId, runId));
+  const fields = differingFields(stored, requested);
+  if (fields.length > 0) throw new TransferIdReusedError(t.transferId, fields, stored, requested);
+  return { id: t.transferId, handle, started: !existed, request: stored };
+}
+
+/** The input of a run's WorkflowExecutionStarted event (the latest run when no run id is given). */
+async function startInput(client: Client, workflowId: string, runId?: string): Promise<unknown> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId, ...(runId ? { runId } : {}) },
+    maximumPageSize: 1,
+  });
+  const attributes = history?.events?.[0]?.workflowExecutionStartedEventAttributes;
+  if (!attributes) throw new Error(`transfer ${workflowId}: its run has no start event to compare with`);
+  const [input] = await decodeArrayFromPayloads(client.options.loadedDataConverter, attributes.input?.payloads);
+  return input;
 }
 
 export async function transferResult(handle: WorkflowHandle<typeof transferWorkflow>): Promise<TransferResult> {

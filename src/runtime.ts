@@ -41,7 +41,7 @@ export async function runWorker(options: {
   let metricsPort: number | undefined;
   if (options.metricsPort !== 0) {
     metricsPort = options.metricsHost === '0.0.0.0' ? (options.metricsPort ?? 9464) : await freePort(options.metricsPort ?? 9464);
-    server = await metrics.serve(metricsPort, options.metricsHost ?? '127.0.0.1');
+    server = await metrics.serve(metricsPort, options.metricsHost ?? '127.0.0.1', (err) => options.logger.error({ err }, 'metrics scrape failed'));
   }
   // After each sweep, the suspense gauge: money an operator must pay out shows on a dashboard.
   const stopSweeper = startSweeper(options.ledger, options.logger, undefined, async () => {

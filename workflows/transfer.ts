@@ -14,6 +14,7 @@ import {
   type TransferState,
   type TransferStatus,
   type ValidTransfer,
+  validateCancelRequest,
   validateTransfer,
 } from '../src/domain/transfer.js';
 import { installApprovalGate } from './approval.js';
@@ -70,7 +71,8 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
       return state.result!;
     },
     {
-      validator: (_request: CancelRequest) => {
+      validator: (request: CancelRequest) => {
+        validateCancelRequest(request); // a bad request is rejected here and cancels nothing
         if (!state.cancellable) {
           throw new Error(state.result ? `transfer ${workflowId} already ended ${state.result.status}` : `transfer ${workflowId} is already posting the debit; it can no longer be cancelled`);
         }

@@ -37,8 +37,8 @@ function wantsJson(): boolean {
   return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }
 
-function fail(exitCode: number, message: string, code?: string): void {
-  if (wantsJson() && !printed.stdout) process.stdout.write(`${JSON.stringify({ error: { message, ...(code ? { code } : {}) } })}\n`);
+function fail(exitCode: number, message: string, code?: string, fields?: readonly string[]): void {
+  if (wantsJson() && !printed.stdout) process.stdout.write(`${JSON.stringify({ error: { message, ...(code ? { code } : {}), ...(fields ? { fields } : {}) } })}\n`);
   process.exitCode = exitCode;
 }
 
@@ -50,8 +50,8 @@ try {
     if (error.exitCode === 0) process.exitCode = EXIT.OK;
     else fail(EXIT.USAGE, error.code === 'commander.help' ? 'a command is required (see --help)' : error.message.replace(/^error:\s*/, ''), 'USAGE');
   } else {
-    const { exitCode, message, code } = classify(error);
-    fail(exitCode, message, code);
+    const { exitCode, message, code, fields } = classify(error);
+    fail(exitCode, message, code, fields);
     process.stderr.write(`transfer: ${message}\n`);
     if (globals().verbose && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   }

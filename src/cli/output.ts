@@ -1,8 +1,10 @@
 import { assertAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError, TransientError } from '../domain/errors.js';
+import { shown } from '../domain/input.js';
 import { formatMoney } from '../domain/money.js';
-import { PERSON, TRANSFER_ID } from '../domain/transfer.js';
+import { assertTransferId, PERSON } from '../domain/transfer.js';
+import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 
 /** Exit codes: the contract scripts rely on. */
 export const EXIT = { OK: 0, NOT_COMPLETED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
@@ -45,9 +47,7 @@ export function checkAccountId(id: string, field = 'account'): string {
 }
 
 export function checkTransferId(id: string): string {
-  if (!TRANSFER_ID.test(id)) {
-    throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${JSON.stringify(id)} is invalid (letters, digits, "_.:-", at most 128)`);
-  }
+  assertTransferId(id);
   return id;
 }
 
@@ -61,7 +61,7 @@ export function checkPerson(name: string | undefined, field: string): string | u
 /** The shape of a decimal amount, when the currency (and so the exponent) is only known later. */
 export function checkDecimalSyntax(text: string): string {
   if (!/^[0-9]+(?:\.[0-9]+)?$/.test(text.trim()) || !/[1-9]/.test(text)) {
-    throw new RefusalError(Refusal.INVALID_AMOUNT, `amount ${JSON.stringify(text)} is not a plain positive decimal number`);
+    throw new RefusalError(Refusal.INVALID_AMOUNT, `amount ${shown(text)} is not a plain positive decimal number`);
   }
   return text;
 }
@@ -69,7 +69,7 @@ export function checkDecimalSyntax(text: string): string {
 export function checkPositiveInteger(text: string, name: string, max: number): number {
   const n = Number(text);
   if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-    throw new CliError(`${name} must be an integer from 1 to ${max} (got ${JSON.stringify(text)})`, EXIT.USAGE, 'INVALID_INPUT');
+    throw new CliError(`${name} must be an integer from 1 to ${max} (got ${shown(text)})`, EXIT.USAGE, 'INVALID_INPUT');
   }
   return n;
 }
@@ -85,7 +85,9 @@ function isUnreachable(error: unknown): boolean {
 }
 
 /** Maps any error to (exit code, one clear line). */
-export function classify(error: unknown): { exitCode: number; message: string; code?: string } {
+export function classify(error: unknown): { exitCode: number; message: string; code?: string; fields?: readonly string[] } {
+  // Bad usage: the id names another transfer. Nothing was started; the fields say what differs.
+  if (error instanceof TransferIdReusedError) return { exitCode: EXIT.USAGE, message: oneLine(error.message), code: error.code, fields: error.fields };
   if (error instanceof CliError) return { exitCode: error.exitCode, message: oneLine(error.message), ...(error.code ? { code: error.code } : {}) };
   if (error instanceof RefusalError) return { exitCode: EXIT.USAGE, message: oneLine(error.message), code: error.code };
   const e = error as { code?: string; name?: string; message?: string };

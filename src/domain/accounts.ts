@@ -1,5 +1,6 @@
 import { Refusal } from './codes.js';
 import { RefusalError } from './errors.js';
+import { shown } from './input.js';
 
 /**
  * Customer account ids: letters, digits and `_ . -`, at most 64 characters. A colon is reserved for
@@ -11,7 +12,7 @@ export function assertAccountId(id: unknown, field = 'account'): asserts id is s
   if (typeof id !== 'string' || !ACCOUNT_ID.test(id)) {
     throw new RefusalError(
       Refusal.INVALID_ACCOUNT_ID,
-      `${field} ${JSON.stringify(id)} is not a valid account id (letters, digits, "_", ".", "-"; at most 64)`,
+      `${field} ${shown(id)} is not a valid account id (letters, digits, "_", ".", "-"; at most 64)`,
     );
   }
 }
@@ -34,5 +35,6 @@ export function suspenseAccountId(currency: string): string {
   return `sys:suspense:${currency}`;
 }
 
-export type AccountStatus = 'active' | 'frozen' | 'closed';
+export const ACCOUNT_STATUSES = ['active', 'frozen', 'closed'] as const;
+export type AccountStatus = (typeof ACCOUNT_STATUSES)[number];
 export type AccountKind = 'customer' | 'external' | 'clearing' | 'suspense';

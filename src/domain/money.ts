@@ -1,5 +1,6 @@
 import { Refusal } from './codes.js';
 import { RefusalError } from './errors.js';
+import { shown } from './input.js';
 
 /**
  * Money is integer minor units (bigint) plus an ISO 4217 currency. Floating point never touches an
@@ -21,14 +22,14 @@ export const MAX_AMOUNT = 2n ** 63n - 1n;
 export function currencyExponent(currency: string): number {
   const exponent = CURRENCY_EXPONENTS[currency];
   if (exponent === undefined) {
-    throw new RefusalError(Refusal.UNKNOWN_CURRENCY, `unknown currency ${JSON.stringify(currency)}`, { currency });
+    throw new RefusalError(Refusal.UNKNOWN_CURRENCY, `unknown currency ${shown(currency)}`, { currency });
   }
   return exponent;
 }
 
 export function assertCurrency(currency: unknown): asserts currency is string {
   if (typeof currency !== 'string') {
-    throw new RefusalError(Refusal.UNKNOWN_CURRENCY, 'currency must be an ISO 4217 code such as "USD"');
+    throw new RefusalError(Refusal.UNKNOWN_CURRENCY, `currency must be an ISO 4217 code such as "USD" (got ${shown(currency)})`);
   }
   currencyExponent(currency);
 }
@@ -50,7 +51,7 @@ export function parseMinorUnits(value: unknown, field = 'amount'): bigint {
     if (value.length > 20) throw invalid(`${field} is out of range`);
     amount = BigInt(value);
   } else {
-    throw invalid(`${field} must be a digit string or a safe integer of minor units (got ${JSON.stringify(value)})`);
+    throw invalid(`${field} must be a digit string or a safe integer of minor units (got ${shown(value)})`);
   }
   if (amount <= 0n) throw invalid(`${field} must be positive (got ${amount})`);
   if (amount > MAX_AMOUNT) throw invalid(`${field} is out of range (max ${MAX_AMOUNT})`);
@@ -60,17 +61,17 @@ export function parseMinorUnits(value: unknown, field = 'amount'): bigint {
 /**
  * Exact decimal → minor units: "12.34" USD is 1234n; "12.345" USD is an error, never a rounding.
  */
-export function parseDecimal(text: string, currency: string): bigint {
+export function parseDecimal(text: string, currency: string, field = 'amount'): bigint {
   const exponent = currencyExponent(currency);
   const match = /^([0-9]+)(?:\.([0-9]+))?$/.exec(text.trim());
-  if (!match) throw invalid(`amount ${JSON.stringify(text)} is not a plain positive decimal number`);
+  if (!match) throw invalid(`${field} ${shown(text)} is not a plain positive decimal number`);
   const whole = match[1] ?? '0';
   const fraction = match[2] ?? '';
   if (fraction.length > exponent) {
-    throw invalid(`amount ${text} has more decimals than ${currency} allows (${exponent})`);
+    throw invalid(`${field} ${shown(text)} has more decimals than ${currency} allows (${exponent})`);
   }
   const minor = BigInt(whole + fraction.padEnd(exponent, '0'));
-  return parseMinorUnits(minor);
+  return parseMinorUnits(minor, field);
 }
 
 /** Minor units → "12.34" (no currency). Handles negative values for ledger balances. */

@@ -1,6 +1,7 @@
 import { assertAccountId } from './accounts.js';
 import { Refusal } from './codes.js';
 import { RefusalError } from './errors.js';
+import { assertKnownFields, assertText, shown } from './input.js';
 import { assertCurrency, parseMinorUnits } from './money.js';
 
 /**
@@ -34,15 +35,39 @@ export const PERSON = /^[^\u0000-\u001f\u007f]{1,100}$/;
 
 export const TRANSFER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
+/** The fields a transfer input may have; anything else is refused, naming the field. */
+export const TRANSFER_INPUT_FIELDS = ['transferId', 'from', 'to', 'amount', 'currency', 'memo', 'requestedBy'] as const;
+export const MAX_MEMO_LENGTH = 500;
+
+export function assertTransferId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !TRANSFER_ID.test(id)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${shown(id)} is invalid (letters, digits, "_.:-", at most 128)`);
+  }
+}
+export const MAX_REASON_LENGTH = 500;
+
+/**
+ * The cancel update's argument: nothing (`temporal workflow update execute` may send none) or
+ * {reason}. Checked by the update's validator, so a bad request is rejected and cancels nothing.
+ */
+export function validateCancelRequest(request: unknown): void {
+  if (request === undefined || request === null) return;
+  if (typeof request !== 'object' || Array.isArray(request)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, `cancel request must be a JSON object {reason} (got ${shown(request)})`);
+  }
+  assertKnownFields(request as Record<string, unknown>, ['reason'], 'cancel request');
+  const reason = (request as Record<string, unknown>)['reason'];
+  if (reason !== undefined) assertText(reason, 'cancel reason', { max: MAX_REASON_LENGTH });
+}
+
 export function validateTransfer(input: unknown, workflowId?: string): ValidTransfer {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new RefusalError(Refusal.INVALID_INPUT, 'transfer input must be a JSON object {from, to, amount, currency}');
   }
   const req = input as Record<string, unknown>;
+  assertKnownFields(req, TRANSFER_INPUT_FIELDS, 'transfer input');
   const transferId = req['transferId'] ?? workflowId;
-  if (typeof transferId !== 'string' || !TRANSFER_ID.test(transferId)) {
-    throw new RefusalError(Refusal.INVALID_INPUT, `transfer id ${JSON.stringify(transferId)} is invalid (letters, digits, "_.:-", at most 128)`);
-  }
+  assertTransferId(transferId);
   if (workflowId !== undefined && transferId !== workflowId) {
     throw new RefusalError(Refusal.INVALID_INPUT, `transferId ${transferId} must equal the workflow id ${workflowId}: one transfer, one workflow`);
   }
@@ -54,13 +79,10 @@ export function validateTransfer(input: unknown, workflowId?: string): ValidTran
   assertCurrency(req['currency']);
   const amount = parseMinorUnits(req['amount']);
   const memo = req['memo'];
-  if (memo !== undefined && (typeof memo !== 'string' || memo.length > 500)) {
-    throw new RefusalError(Refusal.INVALID_INPUT, 'memo must be a string of at most 500 characters');
-  }
+  // Free text, but one printable line: no NUL (PostgreSQL cannot store it), controls or broken Unicode.
+  if (memo !== undefined) assertText(memo, 'memo', { min: 0, max: MAX_MEMO_LENGTH });
   const requestedBy = req['requestedBy'];
-  if (requestedBy !== undefined && (typeof requestedBy !== 'string' || !PERSON.test(requestedBy))) {
-    throw new RefusalError(Refusal.INVALID_INPUT, 'requestedBy must be a name of 1 to 100 characters without control characters');
-  }
+  if (requestedBy !== undefined) assertText(requestedBy, 'requestedBy', { max: 100 });
   return { transferId, from: req['from'], to: req['to'], amount, currency: req['currency'], ...(memo ? { memo } : {}), ...(requestedBy ? { requestedBy } : {}) };
 }
 

@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, chown, cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -119,16 +119,21 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (!existsSync(join(pgdata, 'PG_VERSION'))) {
     log(`initialising PostgreSQL cluster in ${pgdata}`);
     const password = randomBytes(18).toString('base64url');
-    await writeFile(passwordFile, `${password}\n`, { mode: 0o644 });
+    // Owner-only from the instant it exists: created 0600 and exclusively (a file left by an
+    // interrupted first run is replaced, never reused with its old mode). As root, initdb runs as the
+    // PostgreSQL user: it gets the file by a change of owner, the mode stays 0600 throughout.
+    await rm(passwordFile, { force: true });
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600, flag: 'wx' });
     await mkdir(pgdata, { recursive: true, mode: 0o700 });
     if (owner) {
       await chown(pgdata, owner.uid, owner.gid);
       await chown(passwordFile, owner.uid, owner.gid);
     }
     await runChild(binaries.initdb, [`--pgdata=${pgdata}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${passwordFile}`, '--encoding=UTF8', '--locale=C'], owner);
-    await chmod(passwordFile, 0o600);
     if (owner) await chown(passwordFile, process.getuid!(), process.getgid!());
   }
+  // A cluster initialised by an earlier version may have left the file readable by others.
+  if (((await stat(passwordFile)).mode & 0o077) !== 0) await chmod(passwordFile, 0o600);
   const password = (await readFile(passwordFile, 'utf8')).trim();
   await stopLeftover(pgdata, log);
 

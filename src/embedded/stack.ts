@@ -84,6 +84,12 @@ export async function startEmbeddedStack(options: {
   uiPort?: number;
   /** LEDGER_SHARD_URLS / DATABASE_URL: use these databases instead of starting PostgreSQL. */
   external?: { shardUrls: string[]; slotMap: string };
+  /**
+   * Runs right before the first Temporal connection, once everything else started: the place to
+   * install the Temporal runtime. Installed earlier, a runtime with no connection yet keeps the
+   * process alive (and takes over SIGINT/SIGTERM), so a start that failed would never exit.
+   */
+  beforeConnect?: () => void;
 }): Promise<EmbeddedStack> {
   const { progress } = options;
   const running = await readStackInfo();
@@ -109,7 +115,7 @@ export async function startEmbeddedStack(options: {
     const port = await freePort(options.temporalPort ?? 7233, taken);
     const uiPort = await freePort(options.uiPort ?? 8233, [...taken, port]);
     progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
-    temporal = await startTemporal(server.executable, { port, uiPort, dbFilename: join(dir, 'temporal.sqlite'), logFile: join(dir, 'temporal.log'), progress });
+    temporal = await startTemporal(server.executable, { port, uiPort, dbFilename: join(dir, 'temporal.sqlite'), logFile: join(dir, 'temporal.log'), progress, beforeConnect: options.beforeConnect });
     const info: StackInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),
@@ -154,11 +160,12 @@ interface TemporalHandle {
  */
 async function startTemporal(
   executable: EphemeralServerExecutable,
-  o: { port: number; uiPort: number; dbFilename: string; logFile: string; progress: Progress },
+  o: { port: number; uiPort: number; dbFilename: string; logFile: string; progress: Progress; beforeConnect?: (() => void) | undefined },
 ): Promise<TemporalHandle> {
   if (executable.type === 'existing-path') {
     const server = await startDevServer({ path: executable.path, ip: '127.0.0.1', port: o.port, uiPort: o.uiPort, dbFilename: o.dbFilename, namespace: 'default', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, logFile: o.logFile });
     try {
+      o.beforeConnect?.();
       const nativeConnection = await NativeConnection.connect({ address: server.address });
       const connection = await Connection.connect({ address: server.address });
       return {
@@ -175,6 +182,7 @@ async function startTemporal(
       throw error;
     }
   }
+  o.beforeConnect?.(); // the SDK's ephemeral server is itself a native object of the runtime
   const env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({
     server: {
       executable, ip: '127.0.0.1', port: o.port, ui: true, uiPort: o.uiPort, namespace: 'default',

@@ -1,7 +1,9 @@
-import { assertAccountId, type AccountStatus } from '../domain/accounts.js';
+import { ACCOUNT_STATUSES, assertAccountId, type AccountStatus } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
+import { assertIdempotencyKey, assertOneOf } from '../domain/input.js';
 import { assertCurrency, parseMinorUnits } from '../domain/money.js';
+import { assertTransferId } from '../domain/transfer.js';
 import { shardOf, type SlotRange } from '../domain/slots.js';
 import { migrate } from '../db/migrate.js';
 import { classifyDbError, createPool, type PoolSettings } from '../db/transaction.js';
@@ -122,6 +124,7 @@ export class Ledger {
   }
 
   async setStatus(id: string, status: AccountStatus): Promise<AccountView> {
+    assertOneOf(status, ACCOUNT_STATUSES, 'status');
     return accounts.setStatus(await this.shard(id), id, status);
   }
 
@@ -136,7 +139,9 @@ export class Ledger {
     counterparty?: string;
   }): Promise<HoldResult> {
     assertKey(input.key);
-    assertKey(input.transferId, 'transfer id');
+    assertTransferId(input.transferId);
+    assertOneOf(input.side, ['debit', 'credit'] as const, 'side');
+    if (input.counterparty !== undefined) assertAccountId(input.counterparty, 'counterparty');
     // A hold's key is its transfer's: no reservation can take (or fence) the key of another transfer.
     if (!input.key.startsWith(`${input.transferId}:`)) {
       throw new RefusalError(Refusal.INVALID_INPUT, `hold key ${input.key} does not belong to transfer ${input.transferId} (expected "${input.transferId}:…")`);
@@ -200,7 +205,7 @@ export class Ledger {
   private async holdShard(input: HoldCall): Promise<ShardContext> {
     assertKey(input.key);
     assertKey(input.holdKey, 'hold key');
-    if (input.transferId !== undefined) assertKey(input.transferId, 'transfer id');
+    if (input.transferId !== undefined) assertTransferId(input.transferId);
     return this.shard(input.accountId);
   }
 
@@ -237,9 +242,14 @@ async function classified<T>(read: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Keys reach PostgreSQL as text and name journal entries: printable ASCII without spaces or "/"
+ * (NUL would fail the statement, a lone surrogate would be stored as U+FFFD and merge two keys).
+ */
 function assertKey(key: unknown, what = 'idempotency key'): asserts key is string {
-  if (typeof key !== 'string' || !KEY.test(key)) {
-    throw new RefusalError(Refusal.INVALID_INPUT, `${what} ${JSON.stringify(typeof key === 'string' ? key.slice(0, 60) : key)} is invalid: 1-200 characters of letters, digits and "_.:-", starting with a letter or digit`);
+  assertIdempotencyKey(key, what);
+  if (!KEY.test(key)) {
+    throw new RefusalError(Refusal.INVALID_INPUT, `${what} ${JSON.stringify(key.slice(0, 60))} is invalid: 1-200 characters of letters, digits and "_.:-", starting with a letter or digit`);
   }
 }
 

@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import type pg from 'pg';
 import { RefusalError } from '../domain/errors.js';
 import { validateTransfer, type TransferRequest } from '../domain/transfer.js';
+import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 
 /**
  * Requests other services write into `transfer_outbox.transfer_requests` in their own database, in
@@ -77,9 +78,9 @@ export async function handleRequest(row: RequestRow, options: RequestHandlerOpti
     options.onStart?.(row.id);
     started = await startTransfer(options.client, options.taskQueue, parsed.request);
   } catch (error) {
-    const e = error as Error & { fields?: string[] };
+    const e = error as Error;
     // The id was used before for another transfer: the producer must pick a new id.
-    if (e.name === 'TransferIdReusedError') return { kind: 'rejected', reason: `TRANSFER_ID_REUSED: ${e.message}` };
+    if (e instanceof TransferIdReusedError) return { kind: 'rejected', reason: `TRANSFER_ID_REUSED: ${e.message}` };
     if (e instanceof RefusalError) return { kind: 'rejected', reason: `${e.code}: ${e.message}` };
     return { kind: 'retry', error: e.message ?? String(error) };
   }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import client from 'prom-client';
 import type { ActivityObserver } from '../../activities/index.js';
 
@@ -61,19 +61,42 @@ export class TransferMetrics implements ActivityObserver {
     for (const b of balances) this.suspense.set({ shard: String(b.shard), currency: b.currency }, Number(b.amount));
   }
 
-  serve(port: number, host = '0.0.0.0'): Promise<Server> {
-    const server = createServer(async (req, res) => {
-      if (req.url?.startsWith('/metrics')) {
-        res.setHeader('content-type', this.registry.contentType);
-        res.end(await this.registry.metrics());
-      } else {
-        res.statusCode = 404;
-        res.end('see /metrics\n');
-      }
+  /**
+   * The endpoint shares the worker's process: a failing scrape (a collector throwing or rejecting)
+   * answers 500 and is reported to `onError`, and never escapes as an uncaught exception or an
+   * unhandled rejection, which would take the worker down with it.
+   */
+  serve(port: number, host = '0.0.0.0', onError: (error: unknown) => void = () => undefined): Promise<Server> {
+    const server = createServer((req, res) => {
+      this.answer(req.url ?? '', res).catch((error: unknown) => {
+        try {
+          onError(error);
+        } catch {
+          // A failing logger must not take the worker down either; the 500 below still answers.
+        }
+        if (res.headersSent) {
+          res.destroy();
+        } else {
+          res.statusCode = 500;
+          res.setHeader('content-type', 'text/plain');
+          res.end('metrics unavailable; see the worker log\n');
+        }
+      });
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve(server));
     });
+  }
+
+  private async answer(url: string, res: ServerResponse): Promise<void> {
+    if (!url.startsWith('/metrics')) {
+      res.statusCode = 404;
+      res.end('see /metrics\n');
+      return;
+    }
+    const body = await this.registry.metrics();
+    res.setHeader('content-type', this.registry.contentType);
+    res.end(body);
   }
 }

@@ -70,14 +70,17 @@ describe('a worker and a database that comes and goes', () => {
       url.port = String(proxy.port);
       return url.toString();
     });
+    let said!: () => void;
+    const waiting = new Promise<void>((resolve) => (said = resolve));
     const starting = startCliWorker({
       LEDGER_SHARD_URLS: viaProxy.join(','), TEMPORAL_ADDRESS: inject('devServerAddress'), TEMPORAL_TASK_QUEUE: taskQueue,
       METRICS_PORT: '0', TEMPORAL_METRICS_PORT: '0', LEDGER_ACQUIRE_TIMEOUT_MS: '1000',
-    }, 60_000);
-    await new Promise((r) => setTimeout(r, 4_000)); // the database stays away for a while
+    }, 90_000, (output) => (/ledger unavailable .*retry 3 in/.test(output) ? said() : undefined));
+    // The database stays away until the worker has said, three times, that it is waiting for it.
+    await Promise.race([waiting, starting]);
     await proxy.up();
     worker = await starting;
-    expect(worker.log()).toMatch(/ledger unavailable .*retry 1 in/);
+    expect(worker.log()).toMatch(/ledger unavailable \(transient database fault: connect ECONNREFUSED [^)]*\); retry 3 in/);
 
     const [from, to] = [accountOnShard(t.ledger, 0, `out-${tag}-a`), accountOnShard(t.ledger, 1, `out-${tag}-b`)];
     for (const id of [from, to]) await t.ledger.openAccount({ id, currency: 'USD' });

@@ -7,6 +7,7 @@ import { createPool } from '../../src/db/transaction.js';
 import { LogRelay, slotLag } from '../../src/messaging/relay-log.js';
 import { PollRelay } from '../../src/messaging/relay-poll.js';
 import { followOutcomes, installRequestTable, REQUESTS_TABLE } from '../../src/messaging/requests.js';
+import { startTransfer } from '../../src/client.js';
 import { accountOnShard, type TestLedger } from '../support/ledger.js';
 import { createTestWorker, uniqueTaskQueue, useDevServer } from '../support/temporal.js';
 
@@ -92,11 +93,15 @@ describe('poll relay', () => {
       await late.query('BEGIN');
       await order(`p-${tag}-late`, '111', late);
       for (let i = 0; i < 12; i++) await order(`p-${tag}-${i}`, String(100 + i));
+      // A transfer id someone else already used with other parameters.
+      await startTransfer(env.client, taskQueue, { transferId: `payout-p-${tag}-taken`, from: accounts.wallet, to: accounts.fund, amount: '1', currency: 'USD' });
+      await producer.query(`INSERT INTO ${REQUESTS_TABLE} (id, from_account, to_account, amount, currency) VALUES ($1, $2, $3, '2', 'USD')`,
+        [`payout-p-${tag}-taken`, accounts.wallet, accounts.fund]);
       // Malformed rows and a reused id with other parameters: rejected with a reason, never blocking.
       await producer.query(`INSERT INTO ${REQUESTS_TABLE} (id, from_account, to_account, amount, currency) VALUES
         ('payout-p-${tag}-bad-amount', $1, $2, '12.50', 'USD'), ('payout-p-${tag}-no-to', $1, NULL, '5', 'USD'),
         ('payout-p-${tag}-bad id', $1, $2, '5', 'USD'), ('payout-p-${tag}-currency', $1, $2, '5', 'XXX')`, [accounts.wallet, accounts.fund]);
-      await until(async () => Object.values(await states(`payout-p-${tag}-`)).filter((s) => s !== 'pending').length === 16);
+      await until(async () => Object.values(await states(`payout-p-${tag}-`)).filter((s) => s !== 'pending').length === 17);
       await late.query('COMMIT');
       late.release();
       await until(async () => (await states(`payout-p-${tag}-late`))[`payout-p-${tag}-late`] !== 'pending');
@@ -117,11 +122,12 @@ describe('poll relay', () => {
       [`payout-p-${tag}-no-to`]: 'rejected: INVALID_ACCOUNT_ID',
       [`payout-p-${tag}-bad id`]: 'rejected: INVALID_INPUT',
       [`payout-p-${tag}-currency`]: 'rejected: UNKNOWN_CURRENCY',
+      [`payout-p-${tag}-taken`]: 'rejected: TRANSFER_ID_REUSED',
     });
     // Two relays, each request handed to Temporal exactly once.
     expect([...starts.values()].every((n) => n === 1)).toBe(true);
-    expect(starts.size).toBe(13); // rejected rows never reach Temporal
-    expect(relays[0]!.handled + relays[1]!.handled).toBe(17);
+    expect(starts.size).toBe(14); // malformed rows never reach Temporal; the reused id is refused by it
+    expect(relays[0]!.handled + relays[1]!.handled).toBe(18);
     expect(relays[0]!.handled).toBeGreaterThan(0);
   });
 });

@@ -89,11 +89,15 @@ export interface CliWorker {
 }
 
 /** `transfer worker` in a child process; resolves once it logged "worker started". */
-export async function startCliWorker(env: Record<string, string>, timeoutMs = 90_000): Promise<CliWorker> {
+export async function startCliWorker(env: Record<string, string>, timeoutMs = 90_000, onOutput?: (output: string) => void): Promise<CliWorker> {
   const child: ChildProcess = spawn(process.execPath, [CLI, 'worker'], { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const append = (d: string) => {
+    output += d;
+    onOutput?.(output);
+  };
+  child.stdout!.setEncoding('utf8').on('data', append);
+  child.stderr!.setEncoding('utf8').on('data', append);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not spawn the worker');

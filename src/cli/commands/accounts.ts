@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { AccountStatus } from '../../domain/accounts.js';
+import { assertIdempotencyKey } from '../../domain/input.js';
 import { assertCurrency, parseDecimal } from '../../domain/money.js';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { AccountView } from '../../ledger/types.js';
@@ -36,7 +37,7 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
       // Validate everything before connecting: bad input exits 2 with nothing written.
       checkAccountId(id);
       assertCurrency(opts.currency);
-      const overdraftLimit = opts.overdraft === undefined || /^0+(?:\.0+)?$/.test(opts.overdraft.trim()) ? undefined : parseDecimal(opts.overdraft, opts.currency);
+      const overdraftLimit = opts.overdraft === undefined || /^0+(?:\.0+)?$/.test(opts.overdraft.trim()) ? undefined : parseDecimal(opts.overdraft, opts.currency, 'overdraft');
       const { account: a, created } = await withLedger((l) => l.openAccount({ id, currency: opts.currency, ...(overdraftLimit ? { overdraftLimit } : {}) }));
       emit(globals(), { ...accountJson(a), created }, () => `${created ? 'opened' : 'already open'}: ${accountLine(a)}`);
     });
@@ -66,6 +67,7 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
       .action(async (id: string, amount: string, opts: { key?: string }) => {
         checkAccountId(id);
         checkDecimalSyntax(amount); // the exponent check needs the account's currency, below
+        if (opts.key !== undefined) assertIdempotencyKey(opts.key, '--key');
         let minor = 0n;
         const a = await withLedger(async (l) => {
           const current = await l.getAccount(id);

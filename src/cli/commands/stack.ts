@@ -73,11 +73,11 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       await mkdir(stackDir(), { recursive: true });
       const logger = createLogger('transfer-worker', { destination: join(stackDir(), 'worker.log') });
       const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
-      installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined);
       // LEDGER_SHARD_URLS / DATABASE_URL switch the ledger to external PostgreSQL servers.
       const external = ledgerConfig();
       const stack = await startEmbeddedStack({
         progress: say,
+        beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
         taskQueue,
         temporalPort: Number(opts.port),
         uiPort: Number(opts.uiPort),
@@ -114,16 +114,28 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
         if (relay) say(`  Relay         ${relay.mode} mode: transfer requests from database wallet_service (transfer_outbox.transfer_requests)`);
+        // Listening from here on, the demo included: the Temporal runtime answers Ctrl-C by stopping
+        // the worker, and a demo left waiting for that worker would never end. Never rejects: a worker
+        // that fails is one more reason to stop, not an unhandled rejection.
+        const stopping = Promise.race([interrupted(), running.done.then(() => 'worker stopped', (error: Error) => `worker failed (${error.message})`)]);
         if (opts.demo) {
           const { runDemo } = await load.demo();
-          const outcomes = await runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) });
+          const abort = new AbortController();
+          const demo = stack.client.withAbortSignal(abort.signal, () => runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) }));
+          const outcomes = await Promise.race([demo, stopping]);
+          if (typeof outcomes === 'string') {
+            // Cancel the demo's Temporal calls and let it settle before the connection closes: a call
+            // cut by the close is retried by the SDK on a timer, which then throws an uncaught error.
+            abort.abort();
+            await demo.then(() => undefined, () => undefined);
+            throw new CliError(`${outcomes} during the demo: stopped before it finished`, EXIT.NOT_COMPLETED, 'INTERRUPTED');
+          }
           await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`));
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
           say('\nRunning. Try `npx transfer send --from demo-wallet --to demo-savings --amount 1.50 --currency USD --wait` in another terminal. Ctrl-C stops.');
-          const signal = await Promise.race([interrupted(), running.done.then(() => 'worker stopped')]);
-          say(`\n${signal}: shutting down…`);
+          say(`\n${await stopping}: shutting down…`);
         }
       } finally {
         await relay?.stop().catch((e) => say(`relay stop: ${(e as Error).message}`));

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
-import { OPEN_STATUSES, TERMINAL_STATUSES, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
+import { OPEN_STATUSES, PERSON, TERMINAL_STATUSES, validateCancelRequest, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
 import { openClient, openLedger } from '../context.js';
 import { checkAccountId, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
@@ -81,20 +81,26 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .requiredOption('--currency <code>', 'ISO 4217 currency')
     .option('--id <transferId>', 'transfer id (default: a new one); starting the same id again never pays twice')
     .option('--memo <text>', 'free text stored with the transfer')
+    .option('--requested-by <name>', 'who asks for it (default: $USER); that person can never approve it')
     .option('--wait', 'wait for the outcome')
-    .action(async (opts: { from: string; to: string; amount: string; currency: string; id?: string; memo?: string; wait?: boolean }) => {
+    .action(async (opts: { from: string; to: string; amount: string; currency: string; id?: string; memo?: string; requestedBy?: string; wait?: boolean }) => {
       // Everything is checked before connecting: bad input exits 2 and starts nothing.
       const amount = parseDecimal(opts.amount, opts.currency).toString();
       const transferId = opts.id ?? `tr-${randomUUID()}`;
-      const request = { transferId, from: opts.from, to: opts.to, amount, currency: opts.currency, ...(opts.memo !== undefined ? { memo: opts.memo } : {}) };
+      // Four eyes: the requester is recorded so an approval by the same person is refused.
+      const requestedBy = checkPerson(opts.requestedBy ?? (process.env.USER && PERSON.test(process.env.USER) ? process.env.USER : undefined), '--requested-by');
+      const request = { transferId, from: opts.from, to: opts.to, amount, currency: opts.currency, ...(opts.memo !== undefined ? { memo: opts.memo } : {}), ...(requestedBy ? { requestedBy } : {}) };
       validateTransfer(request, transferId);
       await withClient(async ({ client, config, api }) => {
         const started = await api.startTransfer(client, config.taskQueue, request);
         if (!opts.wait) {
-          // A new transfer is RUNNING; an existing id answers with where that transfer is now.
+          // A new transfer is RUNNING; an existing id answers with that transfer as stored and where it
+          // is now (its outcome decides the exit code), never with this command's arguments.
           const status = started.started ? 'RUNNING' : await currentStatus(client, started.id);
-          const json = { id: started.id, status, from: opts.from, to: opts.to, amount, currency: opts.currency, started: started.started };
-          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${opts.from} → ${opts.to}  ${money(amount, opts.currency)}`);
+          const stored = started.request;
+          const json = { id: started.id, status, ...stored, started: started.started };
+          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${stored.from} → ${stored.to}  ${money(stored.amount, stored.currency)}`);
+          exitFor(status);
           return;
         }
         const result = await api.transferResult(started.handle);
@@ -137,6 +143,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .option('--reason <text>', 'why')
     .action(async (id: string, opts: { reason?: string }) => {
       checkTransferId(id);
+      validateCancelRequest({ ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
       await withClient(async ({ client, api }) => {
         await mustBeRunning(client, id, 'cancel');
         const result = await api.cancelTransfer(client, id, opts.reason).catch(async (error: Error) => {
