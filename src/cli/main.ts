@@ -5,6 +5,7 @@ import { registerRepairCommand } from './commands/repair.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
+import { registerMessagingServiceCommands, registerWebhookCommands } from './commands/webhooks.js';
 import { classify, EXIT, printed, type GlobalOptions } from './output.js';
 
 const program = new Command('transfer')
@@ -21,6 +22,8 @@ registerTransferCommands(program, globals);
 registerSuspenseCommands(program, globals);
 registerMessageCommands(program, globals);
 registerRepairCommand(program, globals);
+registerWebhookCommands(program, globals);
+registerMessagingServiceCommands(program);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();

@@ -25,16 +25,24 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
   );
 }
 
+/** Another set of migrations for another database (messages, the reference receiver): its own lock. */
+export interface MigrationSet {
+  dir: string;
+  lock: number;
+}
+
 /**
  * Applies pending migrations, each in its own transaction, idempotently: running it again (or in
- * several processes at once) applies nothing twice. Returns the names applied now.
+ * several processes at once) applies nothing twice. Returns the names applied now. Without `set`,
+ * the ledger's migrations.
  */
-export async function migrate(pool: pg.Pool): Promise<string[]> {
-  const migrations = await loadMigrations();
+export async function migrate(pool: pg.Pool, set?: MigrationSet): Promise<string[]> {
+  const migrations = await loadMigrations(set?.dir);
+  const lock = set?.lock ?? MIGRATION_LOCK;
   const applied: string[] = [];
   await withClient(pool, async (client) => {
     try {
-      await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK]);
+      await client.query('SELECT pg_advisory_lock($1::bigint)', [lock]);
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
@@ -55,7 +63,7 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
         }
       }
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK]).catch(() => undefined);
+      await client.query('SELECT pg_advisory_unlock($1::bigint)', [lock]).catch(() => undefined);
     }
   });
   return applied;

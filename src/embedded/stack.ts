@@ -32,9 +32,17 @@ export interface StackInfo {
   shardUrls: string[];
   slotMap: string;
   metricsPort?: number;
+  /** Webhook subscribers and deliveries (MESSAGES_DATABASE_URL when external). */
+  messagesUrl?: string;
+  /** The reference receiver's own database (FUND_ACCOUNT_DATABASE_URL when external). */
+  fundAccountUrl?: string;
   /** The example wallet service's database, where `up` relays transfer requests from. */
   producerUrl?: string;
 }
+
+/** Databases next to the shards: the webhook dispatcher's, and the reference receiver's. */
+export const MESSAGES_DATABASE = 'transfer_messages';
+export const FUND_ACCOUNT_DATABASE = 'fund_account';
 
 export interface EmbeddedStack {
   info: StackInfo;
@@ -99,7 +107,7 @@ export async function startEmbeddedStack(options: {
     progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
   } else {
     progress('starting PostgreSQL (embedded)…');
-    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, WALLET_SERVICE_DATABASE], log: (l) => progress(`  ${l}`) });
+    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, WALLET_SERVICE_DATABASE, MESSAGES_DATABASE, FUND_ACCOUNT_DATABASE], log: (l) => progress(`  ${l}`) });
   }
   const taken = postgres ? [postgres.port] : [];
   let temporal: TemporalHandle | undefined;
@@ -118,6 +126,7 @@ export async function startEmbeddedStack(options: {
       shardUrls: options.external?.shardUrls ?? databases.map((db) => postgres!.url(db)),
       slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
       ...(postgres ? { producerUrl: postgres.url(WALLET_SERVICE_DATABASE) } : process.env.MESSAGES_PRODUCER_URL ? { producerUrl: process.env.MESSAGES_PRODUCER_URL } : {}),
+      ...(postgres ? { messagesUrl: postgres.url(MESSAGES_DATABASE), fundAccountUrl: postgres.url(FUND_ACCOUNT_DATABASE) } : {}),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
     const started = temporal;

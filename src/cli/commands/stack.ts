@@ -86,6 +86,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
+      let messaging: Awaited<ReturnType<typeof import('../../messaging/webhooks/up.js').startMessagingForUp>>;
       try {
         await waitForLedger(ledger, (line) => {
           logger.warn({}, line);
@@ -98,6 +99,13 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           const metrics = running.metrics;
           relay = await runRelay({ url: stack.info.producerUrl, client: stack.client, taskQueue, mode, example: true, log: (line) => logger.warn({}, line), onSlotLag: (bytes) => metrics.relaySlotLag.set(bytes) });
         }
+        // Outbound messages: the webhook dispatcher and the reference fund-account receiver.
+        const { startMessagingForUp } = await import('../../messaging/webhooks/up.js');
+        messaging = await startMessagingForUp({
+          messagesUrl: process.env.MESSAGES_DATABASE_URL || stack.info.messagesUrl,
+          fundAccountUrl: process.env.FUND_ACCOUNT_DATABASE_URL || stack.info.fundAccountUrl,
+          shardUrls: stack.info.shardUrls, logger, say,
+        });
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
         say(`  Web UI        ${stack.info.webUi}`);
@@ -122,6 +130,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
             await demo.then(() => undefined, () => undefined);
             throw new CliError(`${outcomes} during the demo: stopped before it finished`, EXIT.NOT_COMPLETED, 'INTERRUPTED');
           }
+          await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`));
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
@@ -130,6 +139,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         }
       } finally {
         await relay?.stop().catch((e) => say(`relay stop: ${(e as Error).message}`));
+        await messaging?.stop().catch((e) => say(`webhooks stop: ${(e as Error).message}`));
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
         await ledger.close().catch(() => undefined);
         await stack.stop();
