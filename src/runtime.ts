@@ -5,6 +5,7 @@ import type { Ledger } from './ledger/ledger.js';
 import type { Logger } from './observability/logger.js';
 import { TransferMetrics } from './observability/metrics.js';
 import { freePort } from './embedded/ports.js';
+import { installTestFaults } from './testing/faults.js';
 import { createTransferWorker, startSweeper } from './worker.js';
 
 export interface RunningWorker {
@@ -27,6 +28,7 @@ export async function runWorker(options: {
   metricsHost?: string;
 }): Promise<RunningWorker> {
   const metrics = new TransferMetrics();
+  const testFaults = installTestFaults(); // inert unless the chaos test sets TRANSFER_TEST_FAULTS
   const worker = await createTransferWorker({
     connection: options.connection,
     namespace: options.namespace,
@@ -36,6 +38,7 @@ export async function runWorker(options: {
     logger: options.logger,
     metrics,
     overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv() },
+    ...testFaults,
   });
   let server: Server | undefined;
   let metricsPort: number | undefined;

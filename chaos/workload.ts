@@ -1,0 +1,156 @@
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { approveTransfer, startTransfer } from '../src/client.js';
+import type { TransferResult } from '../src/domain/transfer.js';
+import { cancelUpdate } from '../workflows/definitions.js';
+import type { transferWorkflow } from '../workflows/transfer.js';
+import type { Findings } from './findings.js';
+import type { Plan, TransferSpec } from './plan.js';
+import { sleep } from './processes.js';
+
+/** What the client did around one transfer, and how it ended. */
+export interface TransferRecord {
+  spec: TransferSpec;
+  /** duplicate-changed: how the start with other parameters was answered. */
+  changedStart?: 'attached' | 'rejected';
+  approved?: boolean;
+  /** The cancel update: accepted (the transfer then must not complete), rejected, or unknown. */
+  cancel?: 'accepted' | 'rejected';
+  result?: TransferResult;
+  /** A Temporal-level close other than COMPLETED (failed, terminated, timed out). */
+  closedAs?: string;
+  /** ms from the first start call to the observed end (workload phase only). */
+  latencyMs?: number;
+}
+
+const TRANSIENT = /UNAVAILABLE|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED|ECONNREFUSED|ECONNRESET|connect|transport|socket|Connection|timed out|timeout|Channel|cancelled|CANCELLED/i;
+
+/** Errors the client should ride out while Temporal restarts; anything else is an answer. */
+export function isTransientClientError(error: unknown): boolean {
+  const e = error as { code?: number; cause?: { code?: number; message?: string }; message?: string };
+  const code = e?.cause?.code ?? e?.code;
+  if (code === 4 || code === 8 || code === 14 || code === 1) return true;
+  return TRANSIENT.test(`${e?.message ?? ''} ${e?.cause?.message ?? ''}`);
+}
+
+export class Workload {
+  readonly records: TransferRecord[];
+  started = 0;
+  finished = 0;
+  private next = 0;
+
+  constructor(
+    private readonly client: () => Client,
+    private readonly taskQueue: string,
+    private readonly plan: Plan,
+    private readonly findings: Findings,
+    private readonly deadline: number,
+  ) {
+    this.records = plan.transfers.map((spec) => ({ spec }));
+  }
+
+  /** Runs every transfer with at most `concurrency` in flight; resolves when all have been started. */
+  async run(concurrency: number, progress: (line: string) => void): Promise<void> {
+    let lastReport = Date.now();
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      for (let i = this.next++; i < this.records.length && Date.now() < this.deadline; i = this.next++) {
+        await this.one(this.records[i]!);
+        if (Date.now() - lastReport > 5000) {
+          lastReport = Date.now();
+          progress(`workload: ${this.started} started, ${this.finished} finished of ${this.records.length}`);
+        }
+      }
+    }));
+  }
+
+  /** Retries a client call through Temporal restarts, until the run's deadline. */
+  private async retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (!isTransientClientError(error) || Date.now() > this.deadline) throw error;
+        this.findings.count('client retries');
+        if (attempt % 20 === 0) this.findings.count(`client still retrying: ${what}`);
+        await sleep(Math.min(2000, 100 * attempt));
+      }
+    }
+  }
+
+  private handle(id: string): WorkflowHandle<typeof transferWorkflow> {
+    return this.client().workflow.getHandle<typeof transferWorkflow>(id);
+  }
+
+  private async one(record: TransferRecord): Promise<void> {
+    const { spec } = record;
+    const t0 = Date.now();
+    const request = { transferId: spec.id, from: spec.from, to: spec.to, amount: spec.amount.toString(), currency: spec.currency };
+    const starts: Promise<unknown>[] = [];
+    for (let c = 0; c < spec.copies; c++) starts.push(this.retrying('start', () => startTransfer(this.client(), this.taskQueue, request)));
+    if (spec.kind === 'duplicate-changed') {
+      const changed = { ...request, amount: (spec.amount + 1n).toString() };
+      starts.push(this.retrying('start', () => startTransfer(this.client(), this.taskQueue, changed)).then(
+        () => (record.changedStart = 'attached'),
+        () => (record.changedStart = 'rejected'), // a reused id with other parameters may be refused outright
+      ));
+    }
+    await Promise.all(starts);
+    this.started++;
+
+    const needsApproval = spec.amount >= this.plan.approvalThreshold;
+    if (needsApproval && spec.kind !== 'approval-cancel' && spec.kind !== 'approval-timeout') {
+      await sleep(spec.delayMs);
+      await this.retrying('approve', () => approveTransfer(this.client(), spec.id, 'chaos-approver'));
+      record.approved = true;
+    }
+    if (spec.kind === 'cancel' || spec.kind === 'approval-cancel') {
+      await sleep(spec.delayMs);
+      record.cancel = await this.cancel(spec.id);
+    }
+    // An approval left to time out holds no slot: it is collected at the end.
+    if (spec.kind !== 'approval-timeout') await this.outcome(record, Math.min(this.deadline, Date.now() + 120_000));
+    if (record.result) record.latencyMs = Date.now() - t0;
+  }
+
+  /** The cancel update, with a fixed update id so a retry after a lost answer attaches to the first. */
+  private async cancel(id: string): Promise<'accepted' | 'rejected'> {
+    try {
+      const client = this.client();
+      await this.retrying('cancel', () => client.withDeadline(Date.now() + 30_000, () => this.handle(id).executeUpdate(cancelUpdate, { args: [{ reason: 'chaos cancel' }], updateId: `${id}-cancel` })));
+      return 'accepted';
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError || /already completed|validat|can no longer be cancelled|already ended/i.test((error as Error).message)) return 'rejected';
+      throw error;
+    }
+  }
+
+  /** Waits (through restarts) for the transfer to close, until `deadline`. */
+  async outcome(record: TransferRecord, deadline: number): Promise<void> {
+    if (record.result || record.closedAs) return;
+    for (;;) {
+      try {
+        // Each attempt is bounded: a transfer that never closes must not hold the caller forever.
+        const client = this.client();
+        record.result = await client.withDeadline(Math.min(deadline, Date.now() + 30_000), () => this.handle(record.spec.id).result());
+        break;
+      } catch (error) {
+        if (error instanceof WorkflowFailedError) {
+          record.closedAs = `${error.message}: ${error.cause?.message ?? ''}`;
+          break;
+        }
+        if (!isTransientClientError(error)) throw error;
+        if (Date.now() > deadline) return;
+        await sleep(500);
+      }
+    }
+    this.finished++;
+  }
+
+  /** After the workload: every transfer's outcome, each bounded by `deadline`. */
+  async collect(deadline: number, concurrency: number): Promise<void> {
+    const open = this.records.filter((r) => !r.result && !r.closedAs);
+    let i = 0;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (i < open.length) await this.outcome(open[i++]!, deadline);
+    }));
+  }
+}
