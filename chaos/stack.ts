@@ -39,6 +39,7 @@ export class ComposedStack {
   readonly workers: (Supervised | undefined)[] = [];
   private readonly workerFaults: string[] = [];
   private stopping = false;
+  private watching = false;
   private monitor?: NodeJS.Timeout;
   /** Components a fault has taken down on purpose (not restarted by the monitor). */
   private readonly down = new Set<string>();
@@ -144,7 +145,16 @@ export class ComposedStack {
    * and Temporal restarts. It is reported and started again so the run can go on.
    */
   private async watch(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || this.watching) return;
+    this.watching = true;
+    try {
+      await this.restartExited();
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private async restartExited(): Promise<void> {
     for (let i = 0; i < this.workers.length; i++) {
       const w = this.workers[i];
       if (!w || w.expectedExit || this.down.has(`worker-${i}`) || (w.child.exitCode === null && w.child.signalCode === null)) continue;
@@ -169,7 +179,7 @@ export class ComposedStack {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.monitor) clearInterval(this.monitor);
-    await Promise.all(this.workers.map((w) => (w ? stopGroup(w, 10_000) : undefined)));
+    await Promise.all(this.workers.flatMap((w) => (w ? [stopGroup(w, 10_000)] : [])));
     await this.temporal?.stop().catch(() => undefined);
     await this.pg?.stop().catch(() => undefined);
   }
