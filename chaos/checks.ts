@@ -24,14 +24,20 @@ interface LedgerTrail {
 export async function checkRun(plan: Plan, records: TransferRecord[], ledger: Ledger, client: Client, taskQueue: string, f: Findings): Promise<void> {
   checkOutcomes(records, f);
   await checkRuns(records, client, taskQueue, f);
+  await checkLedger(plan, records, ledger, f);
+}
 
+/** The ledger against the plan's deposits and Temporal's outcomes, transfer by transfer and account by account. */
+export async function checkLedger(plan: Plan, records: TransferRecord[], ledger: Ledger, f: Findings): Promise<void> {
   const report = await ledger.verify();
   for (const v of report.violations) f.violation({ check: `verify:${v.check}`, ...(v.transfer ? { transfer: v.transfer } : {}), ...(v.account ? { account: v.account } : {}), message: v.message });
   for (const [currency, total] of Object.entries(plan.totals)) {
     const t = report.totals.find((x) => x.currency === currency);
-    const held = t ? BigInt(t.customers) + BigInt(t.clearing) : 0n;
-    if (held !== total) f.violation({ check: 'total_conserved', message: `${currency}: customers ${t?.customers} + clearing ${t?.clearing} = ${held}, but ${total} was deposited` });
+    const held = t ? BigInt(t.customers) + BigInt(t.clearing) + BigInt(t.suspense) : 0n;
+    if (held !== total) f.violation({ check: 'total_conserved', message: `${currency}: customers ${t?.customers} + clearing ${t?.clearing} + suspense ${t?.suspense} = ${held}, but ${total} was deposited` });
     if (t && BigInt(t.clearing) !== 0n) f.violation({ check: 'clearing_empty', message: `${currency}: ${t.clearing} still in clearing after every transfer ended` });
+    // No account is ever closed here, so no refund has a reason to land in suspense.
+    if (t && BigInt(t.suspense) !== 0n) f.violation({ check: 'suspense_empty', message: `${currency}: ${t.suspense} in suspense although no account was closed` });
     if (t && BigInt(t.external) !== -total) f.violation({ check: 'external_matches_deposits', message: `${currency}: external ${t.external}, deposits ${total}` });
   }
 
@@ -98,7 +104,7 @@ export async function checkRun(plan: Plan, records: TransferRecord[], ledger: Le
 }
 
 /** What the workload asked for and what Temporal says happened must fit together. */
-function checkOutcomes(records: TransferRecord[], f: Findings): void {
+export function checkOutcomes(records: TransferRecord[], f: Findings): void {
   for (const r of records) {
     const { spec, result } = r;
     if (r.closedAs) f.violation({ check: 'workflow_closed_abnormally', transfer: spec.id, message: r.closedAs });

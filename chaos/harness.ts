@@ -52,6 +52,12 @@ const BASE_FAULTS = 'pause=40';
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const started = Date.now();
+  const lines: string[] = [];
+  const userLog = o.log;
+  o = { ...o, log: (line) => {
+    lines.push(`${new Date().toISOString()} ${line}`);
+    userLog(line);
+  } };
   const findings = new Findings(o.log);
   const plan = makePlan({ seed: o.seed, transfers: o.transfers, accounts: o.accounts, faults: o.faults, kinds: o.faultKinds, workers: o.workers, holdTtlMs: o.holdTtlMs });
   const dir = await mkdtemp(`/tmp/chaos-${o.seed}-`);
@@ -116,8 +122,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     stack.killAllNow(); // anything that ignored the polite stop
     process.removeListener('exit', killOnExit);
     if (findings.violations.length > 0) keep = true;
+    await writeFile(join(dir, 'chaos.log'), `${lines.join('\n')}\n`).catch(() => undefined);
     if (!keep) await rm(dir, { recursive: true, force: true });
-    else o.log(`data kept in ${dir} (logs: worker-*.log, temporal.log, postgres/postgres.log, faults.log)`);
+    else o.log(`data kept in ${dir} (logs: chaos.log, worker-*.log, temporal.log, postgres/postgres.log, faults.log)`);
   }
   const outcomes: Record<string, number> = {};
   const counters: Record<string, number> = {};

@@ -38,6 +38,9 @@ export class ComposedStack {
   uiPort = 0;
   readonly workers: (Supervised | undefined)[] = [];
   private readonly workerFaults: string[] = [];
+  /** Temporal crashes so far, and their count when each worker was started. */
+  private temporalCrashes = 0;
+  private readonly workerEpoch: number[] = [];
   private stopping = false;
   private watching = false;
   private monitor?: NodeJS.Timeout;
@@ -97,11 +100,18 @@ export class ComposedStack {
 
   async crashTemporal(): Promise<void> {
     this.down.add('temporal');
+    this.temporalCrashes++;
     await killTree(this.temporal!.pid);
   }
 
   startWorker(i: number, faults?: string): void {
     if (faults !== undefined) this.workerFaults[i] = faults;
+    const previous = this.workers[i];
+    if (previous && alive(previous.pid)) {
+      // Never two processes in one slot: the first would be lost to cleanup.
+      previous.expectedExit = true;
+      signal(-previous.pid, 'SIGKILL');
+    }
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...this.o.workerEnv,
@@ -119,6 +129,7 @@ export class ComposedStack {
     delete env.DATABASE_URL;
     delete env.LEDGER_SLOT_MAP;
     this.workers[i] = spawnGroup(`worker-${i}`, process.execPath, [join(ROOT, 'bin/transfer.js'), 'worker'], { env, cwd: ROOT, logFile: this.workerLog(i) });
+    this.workerEpoch[i] = this.temporalCrashes;
     this.down.delete(`worker-${i}`);
   }
 
@@ -159,9 +170,17 @@ export class ComposedStack {
       const w = this.workers[i];
       if (!w || w.expectedExit || this.down.has(`worker-${i}`) || (w.child.exitCode === null && w.child.signalCode === null)) continue;
       w.expectedExit = true;
-      this.o.findings.violation({ check: 'worker_exited_unexpectedly', message: `${w.name} (pid ${w.pid}) exited on its own (code ${w.child.exitCode}, signal ${w.child.signalCode}); last log lines:\n${tail(this.workerLog(i))}` });
+      const log = tail(this.workerLog(i));
+      if (w.child.exitCode === 3 && /Temporal at \S+ is unreachable/.test(log) && this.workerEpoch[i] !== this.temporalCrashes) {
+        // Documented: `transfer worker` exits 3 when Temporal is unreachable at its start (here, killed
+        // while the worker was booting); a supervisor starts it again, as we do.
+        this.o.findings.count('worker exit 3: Temporal down while it started (restarted)');
+      } else {
+        this.o.findings.violation({ check: 'worker_exited_unexpectedly', message: `${w.name} (pid ${w.pid}) exited on its own (code ${w.child.exitCode}, signal ${w.child.signalCode}); last log lines:\n${log}` });
+      }
       await sleep(1000);
-      if (!this.stopping && !this.down.has(`worker-${i}`)) this.startWorker(i);
+      // Restart unless a fault has taken the slot meanwhile (it then restarts it itself).
+      if (!this.stopping && !this.down.has(`worker-${i}`) && this.workers[i] === w) this.startWorker(i);
     }
     if (this.pg && !this.down.has('postgres') && !alive(this.pg.pid)) {
       this.down.add('postgres');
