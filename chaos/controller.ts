@@ -1,25 +1,42 @@
 import type { Findings } from './findings.js';
 import type { FaultSpec } from './plan.js';
 import { sleep } from './processes.js';
-import type { ComposedStack } from './stack.js';
+
+/** What faults act on: the composed stack (every kind), or `transfer up` plus extra workers. */
+export interface FaultTarget {
+  readonly workerCount: number;
+  killWorker(i: number): Promise<void>;
+  startWorker(i: number, faults?: string): void;
+  restartWorker(i: number, faults: string): Promise<void>;
+  /** A node crash: kill -9 of everything at the same instant. */
+  crashAll(): Promise<void>;
+  /** Everything back on the same data. */
+  restartAll(): Promise<void>;
+  crashPostgres?(how: 'SIGQUIT' | 'SIGKILL'): Promise<void>;
+  startPostgres?(): Promise<void>;
+  crashTemporal?(): Promise<void>;
+  startTemporal?(): Promise<void>;
+}
 
 /**
  * Injects the planned faults one after another, each when the workload has started enough
  * transfers. Every fault ends with the stack whole again (a fault never outlives its window).
  */
 export async function runFaults(
-  stack: ComposedStack,
+  stack: FaultTarget,
   faults: FaultSpec[],
   progress: () => { started: number; done: boolean },
   baseFaults: string,
   findings: Findings,
   log: (line: string) => void,
+  onBegin: (fault: FaultSpec) => void,
 ): Promise<void> {
   for (const fault of faults) {
     while (progress().started < fault.afterStarts) {
       if (progress().done) return; // out of time: the rest of the schedule is skipped
       await sleep(100);
     }
+    onBegin(fault);
     const started = Date.now();
     await inject(stack, fault, baseFaults);
     findings.fault(fault.kind);
@@ -39,8 +56,8 @@ export function describe(fault: FaultSpec): string {
   }
 }
 
-async function inject(stack: ComposedStack, fault: FaultSpec, baseFaults: string): Promise<void> {
-  const everyWorker = Array.from({ length: stack.workers.length }, (_, i) => i);
+async function inject(stack: FaultTarget, fault: FaultSpec, baseFaults: string): Promise<void> {
+  const everyWorker = Array.from({ length: stack.workerCount }, (_, i) => i);
   const withFault = (extra: string) => [baseFaults, extra].filter(Boolean).join(',');
   switch (fault.kind) {
     case 'worker-kill':
@@ -50,21 +67,19 @@ async function inject(stack: ComposedStack, fault: FaultSpec, baseFaults: string
       return;
     case 'stack-kill':
       // A node crash: everything dies at the same instant, then comes back on the same data.
-      await Promise.all([...everyWorker.map((i) => stack.killWorker(i)), stack.crashTemporal(), stack.crashPostgres('SIGKILL')]);
+      await stack.crashAll();
       await sleep(fault.durationMs);
-      await stack.startPostgres();
-      await stack.startTemporal();
-      everyWorker.forEach((i) => stack.startWorker(i));
+      await stack.restartAll();
       return;
     case 'pg-restart':
-      await stack.crashPostgres(fault.variant === 'SIGQUIT' ? 'SIGQUIT' : 'SIGKILL');
+      await stack.crashPostgres!(fault.variant === 'SIGQUIT' ? 'SIGQUIT' : 'SIGKILL');
       await sleep(fault.durationMs);
-      await stack.startPostgres();
+      await stack.startPostgres!();
       return;
     case 'temporal-restart':
-      await stack.crashTemporal();
+      await stack.crashTemporal!();
       await sleep(fault.durationMs);
-      await stack.startTemporal();
+      await stack.startTemporal!();
       return;
     case 'lost-responses':
       await stack.restartWorker(fault.worker, withFault('lose=0.3'));

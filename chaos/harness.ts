@@ -13,9 +13,12 @@ import { runFaults } from './controller.js';
 import { Findings, type ChaosViolation } from './findings.js';
 import { FAULT_KINDS, makePlan, type FaultKind, type Plan } from './plan.js';
 import { ComposedStack } from './stack.js';
+import { UpStack } from './up-stack.js';
 import { Workload } from './workload.js';
 
 export interface ChaosOptions {
+  /** composed: PostgreSQL, Temporal and workers as separate processes; up: the real `transfer up` plus extra workers. */
+  stack: 'composed' | 'up';
   seed: number;
   transfers: number;
   accounts: number;
@@ -31,8 +34,11 @@ export interface ChaosOptions {
   log: (line: string) => void;
 }
 
+/** `up` owns its PostgreSQL and dev server: they can only die with it (stack-kill). */
+export const UP_FAULT_KINDS: readonly FaultKind[] = ['stack-kill', 'worker-kill', 'lost-responses', 'clock-skew'];
+
 export const DEFAULTS: Omit<ChaosOptions, 'log'> = {
-  seed: 1, transfers: 2000, accounts: 40, concurrency: 16, faults: 25, faultKinds: FAULT_KINDS,
+  stack: 'composed', seed: 1, transfers: 2000, accounts: 40, concurrency: 16, faults: 25, faultKinds: FAULT_KINDS,
   workers: 3, durationLimitMs: 20 * 60_000, holdTtlMs: 10_000, approvalTimeoutMs: 20_000, keep: false,
 };
 
@@ -67,20 +73,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const taskQueue = `chaos-${o.seed}`;
   const workflowBundle = join(dir, 'workflow-bundle.js');
   await writeFile(workflowBundle, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code);
-  const stack = new ComposedStack({
-    dir, workers: o.workers, taskQueue, temporalCli: cli.path, workflowBundle, baseFaults: BASE_FAULTS, findings, log: o.log,
-    workerEnv: {
-      TRANSFER_APPROVAL_THRESHOLD: plan.approvalThreshold.toString(),
-      TRANSFER_APPROVAL_TIMEOUT_MS: String(o.approvalTimeoutMs),
-      TRANSFER_HOLD_TTL_MS: String(o.holdTtlMs),
-    },
-  });
+  const workerEnv = {
+    TRANSFER_APPROVAL_THRESHOLD: plan.approvalThreshold.toString(),
+    TRANSFER_APPROVAL_TIMEOUT_MS: String(o.approvalTimeoutMs),
+    TRANSFER_HOLD_TTL_MS: String(o.holdTtlMs),
+  };
+  if (o.stack === 'up') {
+    const unsupported = o.faultKinds.filter((k) => !UP_FAULT_KINDS.includes(k));
+    if (unsupported.length > 0) throw new Error(`--stack up supports the fault kinds ${UP_FAULT_KINDS.join(', ')} (not ${unsupported.join(', ')})`);
+  }
+  const common = { dir, workers: o.workers, taskQueue, workflowBundle, baseFaults: BASE_FAULTS, findings, log: o.log, workerEnv };
+  const stack = o.stack === 'up' ? new UpStack(common) : new ComposedStack({ ...common, temporalCli: cli.path });
   const killOnExit = () => stack.killAllNow();
   process.once('exit', killOnExit);
   let connection: Connection | undefined;
   let keep = o.keep;
   try {
-    o.log(`chaos: seed ${o.seed}, ${o.transfers} transfers, ${plan.accounts.length} accounts, ${plan.faults.length} faults, ${o.workers} workers, data ${dir}`);
+    o.log(`chaos: ${o.stack} stack, seed ${o.seed}, ${o.transfers} transfers, ${plan.accounts.length} accounts, ${plan.faults.length} faults, ${o.workers} workers, data ${dir}`);
     await stack.start();
     await setUpAccounts(plan, stack.shardUrls);
     await stack.startWorkers();
@@ -91,19 +100,29 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     const deadline = started + o.durationLimitMs * 0.8;
     const workload = new Workload(() => client, taskQueue, plan, findings, deadline);
     let done = false;
-    const faults = runFaults(stack, plan.faults, () => ({ started: workload.started, done: done && Date.now() > deadline }), BASE_FAULTS, findings, o.log);
-    await workload.run(o.concurrency, o.log).finally(() => (done = true));
+    // Transfer i waits until every fault planned before it has begun (faults stay sequential).
+    let begun = 0;
+    const gate = async (i: number) => {
+      while (begun < plan.faults.length && plan.faults[begun]!.afterStarts < i && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    };
+    const faults = runFaults(stack, plan.faults, () => ({ started: workload.started, done: done && Date.now() > deadline }), BASE_FAULTS, findings, o.log, () => begun++);
+    await workload.run(o.concurrency, gate, o.log).finally(() => (done = true));
     o.log(`workload: all ${workload.started} started; waiting for the remaining faults and transfers`);
     await faults;
     await workload.collect(started + o.durationLimitMs * 0.92, o.concurrency);
-    for (const r of workload.records.filter((x) => !x.result && !x.closedAs).slice(0, 20)) {
+    const unsent = workload.records.filter((r) => !r.started).length;
+    if (unsent > 0) {
+      findings.count('not sent: the time limit came first', unsent);
+      o.log(`time limit: ${unsent} transfers were never sent (not checked); raise --duration-limit`);
+    }
+    for (const r of workload.records.filter((x) => x.started && !x.result && !x.closedAs).slice(0, 20)) {
       const view = await describeTransfer(client, r.spec.id).catch((e: Error) => ({ status: 'unknown', message: e.message }));
       o.log(`not ended: ${r.spec.id} (${r.spec.kind}) ${view.status} ${view.message ?? ''}`);
     }
 
     const ledger = Ledger.connect({ shardUrls: stack.shardUrls, slotMap: evenSlotMap(2), poolSize: 2 });
     try {
-      await checkRun(plan, workload.records, ledger, client, taskQueue, findings);
+      await checkRun(plan, workload.records.filter((r) => r.started), ledger, client, taskQueue, findings);
     } finally {
       await ledger.close();
     }

@@ -199,11 +199,12 @@ function makeTransfers(rng: Rng, o: PlanOptions, accounts: AccountSpec[], thresh
 function makeFaults(rng: Rng, o: PlanOptions): FaultSpec[] {
   const faults: FaultSpec[] = [];
   if (o.kinds.length === 0 || o.faults === 0) return faults;
-  // Every kind once before any repeats, in a seeded order; then seeded picks.
-  const order = o.kinds.map((k) => [rng.float(), k] as const).sort((a, b) => a[0] - b[0]).map(([, k]) => k);
+  // Rounds of every kind once, each round in its own seeded order: all kinds get the same share.
+  const order: FaultKind[] = [];
+  while (order.length < o.faults) order.push(...o.kinds.map((k) => [rng.float(), k] as const).sort((a, b) => a[0] - b[0]).map(([, k]) => k));
   const span = o.transfers / (o.faults + 1);
   for (let index = 0; index < o.faults; index++) {
-    const kind = index < order.length ? order[index]! : rng.pick(o.kinds);
+    const kind = order[index]!;
     const afterStarts = Math.min(o.transfers - 1, Math.floor(span * (index + 1) + rng.float() * span * 0.5));
     const worker = rng.int(0, o.workers - 1);
     let durationMs = rng.int(200, 3000);

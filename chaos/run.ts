@@ -5,17 +5,19 @@
  *   npm run chaos -- --seed 7 --transfers 5000 --faults 60
  */
 import { parseArgs } from 'node:util';
-import { DEFAULTS, formatSummary, runChaos } from './harness.js';
+import { DEFAULTS, formatSummary, runChaos, UP_FAULT_KINDS } from './harness.js';
 import { FAULT_KINDS, type FaultKind } from './plan.js';
 
 const HELP = `usage: npm run chaos -- [options]
+  --stack composed|up    composed (default): PostgreSQL, Temporal and each worker as separate processes;
+                         up: the real \`transfer up\` (killed as a whole process group) plus extra workers
   --seed N               seed of the workload and the fault schedule (default: random; printed)
   --transfers N          transfers to run (default ${DEFAULTS.transfers})
   --accounts N           accounts over both shards (default ${DEFAULTS.accounts})
   --concurrency N        transfers in flight (default ${DEFAULTS.concurrency})
   --faults N             faults to inject (default ${DEFAULTS.faults})
   --kinds a,b            fault kinds (default all: ${FAULT_KINDS.join(', ')})
-  --workers N            worker processes (default ${DEFAULTS.workers})
+  --workers N            worker processes (default ${DEFAULTS.workers}; with --stack up, besides up's own)
   --duration-limit S     hard limit on the whole run, in seconds (default ${DEFAULTS.durationLimitMs / 1000})
   --hold-ttl-ms N        hold lifetime the workers use (default ${DEFAULTS.holdTtlMs})
   --keep                 keep the data directory (always kept when a violation is found)`;
@@ -31,7 +33,7 @@ let exitCode = 0;
 try {
   const { values } = parseArgs({
     options: {
-      seed: { type: 'string' }, transfers: { type: 'string' }, accounts: { type: 'string' }, concurrency: { type: 'string' },
+      stack: { type: 'string' }, seed: { type: 'string' }, transfers: { type: 'string' }, accounts: { type: 'string' }, concurrency: { type: 'string' },
       faults: { type: 'string' }, kinds: { type: 'string' }, workers: { type: 'string' }, 'duration-limit': { type: 'string' },
       'hold-ttl-ms': { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean' },
     },
@@ -40,9 +42,12 @@ try {
     console.log(HELP);
     process.exit(0);
   }
-  const kinds = values.kinds ? values.kinds.split(',').map((k) => k.trim()) : [...FAULT_KINDS];
+  const stack = values.stack ?? 'composed';
+  if (stack !== 'composed' && stack !== 'up') throw new Error(`--stack must be composed or up (got ${stack})`);
+  const kinds = values.kinds ? values.kinds.split(',').map((k) => k.trim()) : [...(stack === 'up' ? UP_FAULT_KINDS : FAULT_KINDS)];
   for (const k of kinds) if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new Error(`unknown fault kind ${k} (known: ${FAULT_KINDS.join(', ')})`);
   const options = {
+    stack: stack as 'composed' | 'up',
     seed: positiveInt('seed', values.seed, Math.floor(Math.random() * 1_000_000), 0),
     transfers: positiveInt('transfers', values.transfers, DEFAULTS.transfers),
     accounts: positiveInt('accounts', values.accounts, DEFAULTS.accounts, 8),

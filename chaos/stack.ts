@@ -4,6 +4,7 @@ import { TRANSFER_SEARCH_ATTRIBUTES } from '../src/domain/search-attributes.js';
 import { freePort } from '../src/embedded/ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/embedded/postgres.js';
 import { startDevServer, type RunningDevServer } from '../src/temporal/dev-server.js';
+import type { FaultTarget } from './controller.js';
 import type { Findings } from './findings.js';
 import { alive, killGroup, killTree, processTree, signal, sleep, spawnGroup, stopGroup, tail, waitGone, type Supervised } from './processes.js';
 
@@ -30,7 +31,7 @@ export interface StackOptions {
   log: (line: string) => void;
 }
 
-export class ComposedStack {
+export class ComposedStack implements FaultTarget {
   pg?: RunningPostgres;
   pgPort = 0;
   temporal?: RunningDevServer;
@@ -65,6 +66,21 @@ export class ComposedStack {
     this.uiPort = await freePort(this.temporalPort + 1, [this.pgPort, this.temporalPort]);
     await this.startTemporal();
     this.monitor = setInterval(() => void this.watch(), 500);
+  }
+
+  get workerCount(): number {
+    return this.o.workers;
+  }
+
+  async crashAll(): Promise<void> {
+    const workers = Array.from({ length: this.o.workers }, (_, i) => this.killWorker(i));
+    await Promise.all([...workers, this.crashTemporal(), this.crashPostgres('SIGKILL')]);
+  }
+
+  async restartAll(): Promise<void> {
+    await this.startPostgres();
+    await this.startTemporal();
+    await this.startWorkers();
   }
 
   async startWorkers(): Promise<void> {

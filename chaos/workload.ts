@@ -10,6 +10,8 @@ import { sleep } from './processes.js';
 /** What the client did around one transfer, and how it ended. */
 export interface TransferRecord {
   spec: TransferSpec;
+  /** False when the run's time limit came before this transfer's turn: it was never sent. */
+  started: boolean;
   /** duplicate-changed: how the start with other parameters was answered. */
   changedStart?: 'attached' | 'rejected';
   approved?: boolean;
@@ -45,15 +47,24 @@ export class Workload {
     private readonly findings: Findings,
     private readonly deadline: number,
   ) {
-    this.records = plan.transfers.map((spec) => ({ spec }));
+    this.records = plan.transfers.map((spec) => ({ spec, started: false }));
   }
 
-  /** Runs every transfer with at most `concurrency` in flight; resolves when all have been started. */
-  async run(concurrency: number, progress: (line: string) => void): Promise<void> {
+  /**
+   * Runs every transfer with at most `concurrency` in flight; resolves when all have ended (or had
+   * their turn). `gate(i)` holds transfer i back until the faults planned before it have begun, so
+   * the seed fixes how faults and transfers interleave.
+   */
+  async run(concurrency: number, gate: (index: number) => Promise<void>, progress: (line: string) => void): Promise<void> {
     let lastReport = Date.now();
     await Promise.all(Array.from({ length: concurrency }, async () => {
       for (let i = this.next++; i < this.records.length && Date.now() < this.deadline; i = this.next++) {
-        await this.one(this.records[i]!);
+        await gate(i);
+        try {
+          await this.one(this.records[i]!);
+        } catch (error) {
+          this.findings.violation({ check: 'client_call_failed', transfer: this.records[i]!.spec.id, message: `the client could not complete its calls: ${(error as Error).message}` });
+        }
         if (Date.now() - lastReport > 5000) {
           lastReport = Date.now();
           progress(`workload: ${this.started} started, ${this.finished} finished of ${this.records.length}`);
@@ -93,6 +104,7 @@ export class Workload {
         () => (record.changedStart = 'rejected'), // a reused id with other parameters may be refused outright
       ));
     }
+    record.started = true; // from the first start call on, the transfer may exist
     await Promise.all(starts);
     this.started++;
 
@@ -147,7 +159,7 @@ export class Workload {
 
   /** After the workload: every transfer's outcome, each bounded by `deadline`. */
   async collect(deadline: number, concurrency: number): Promise<void> {
-    const open = this.records.filter((r) => !r.result && !r.closedAs);
+    const open = this.records.filter((r) => r.started && !r.result && !r.closedAs);
     let i = 0;
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (i < open.length) await this.outcome(open[i++]!, deadline);
