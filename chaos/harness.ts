@@ -28,6 +28,7 @@ export interface ChaosOptions {
   workers: number;
   durationLimitMs: number;
   holdTtlMs: number;
+  faultWindowMs: number;
   approvalTimeoutMs: number;
   /** Keep the data directory (it is always kept when there are violations). */
   keep: boolean;
@@ -39,7 +40,7 @@ export const UP_FAULT_KINDS: readonly FaultKind[] = ['stack-kill', 'worker-kill'
 
 export const DEFAULTS: Omit<ChaosOptions, 'log'> = {
   stack: 'composed', seed: 1, transfers: 2000, accounts: 40, concurrency: 16, faults: 25, faultKinds: FAULT_KINDS,
-  workers: 3, durationLimitMs: 20 * 60_000, holdTtlMs: 10_000, approvalTimeoutMs: 20_000, keep: false,
+  workers: 3, durationLimitMs: 20 * 60_000, holdTtlMs: 10_000, faultWindowMs: 16_000, approvalTimeoutMs: 20_000, keep: false,
 };
 
 export interface ChaosSummary {
@@ -65,7 +66,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     userLog(line);
   } };
   const findings = new Findings(o.log);
-  const plan = makePlan({ seed: o.seed, transfers: o.transfers, accounts: o.accounts, faults: o.faults, kinds: o.faultKinds, workers: o.workers, holdTtlMs: o.holdTtlMs });
+  const plan = makePlan({ seed: o.seed, transfers: o.transfers, accounts: o.accounts, faults: o.faults, kinds: o.faultKinds, workers: o.workers, holdTtlMs: o.holdTtlMs, faultWindowMs: o.faultWindowMs });
   const dir = await mkdtemp(`/tmp/chaos-${o.seed}-`);
   await chmod(dir, 0o755); // PostgreSQL runs as an unprivileged user when we are root
   const cli = await resolveDevServer({ progress: o.log, offline: true });

@@ -86,6 +86,8 @@ export interface PlanOptions {
   kinds: readonly FaultKind[];
   workers: number;
   holdTtlMs: number;
+  /** Longest window of a lost-responses or clock-skew fault (a restarted worker needs a few s to poll). */
+  faultWindowMs: number;
 }
 
 export const MAX_AMOUNT = 2n ** 63n - 1n;
@@ -211,7 +213,7 @@ function makeFaults(rng: Rng, o: PlanOptions): FaultSpec[] {
     let variant = '';
     if (kind === 'pg-restart') variant = rng.chance(0.5) ? 'SIGQUIT' : 'SIGKILL';
     if (kind === 'workers-down') durationMs = o.holdTtlMs + rng.int(1000, 4000);
-    if (kind === 'lost-responses' || kind === 'clock-skew') durationMs = rng.int(8000, 16000);
+    if (kind === 'lost-responses' || kind === 'clock-skew') durationMs = rng.int(Math.floor(o.faultWindowMs / 2), o.faultWindowMs);
     if (kind === 'clock-skew') variant = String((rng.chance(0.5) ? 1 : -1) * rng.int(5, 15) * 60_000);
     faults.push({ index, kind, afterStarts, worker, durationMs, variant });
   }

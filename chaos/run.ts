@@ -20,6 +20,7 @@ const HELP = `usage: npm run chaos -- [options]
   --workers N            worker processes (default ${DEFAULTS.workers}; with --stack up, besides up's own)
   --duration-limit S     hard limit on the whole run, in seconds (default ${DEFAULTS.durationLimitMs / 1000})
   --hold-ttl-ms N        hold lifetime the workers use (default ${DEFAULTS.holdTtlMs})
+  --fault-window-ms N    longest lost-responses / clock-skew window (default ${DEFAULTS.faultWindowMs})
   --keep                 keep the data directory (always kept when a violation is found)`;
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
@@ -35,7 +36,7 @@ try {
     options: {
       stack: { type: 'string' }, seed: { type: 'string' }, transfers: { type: 'string' }, accounts: { type: 'string' }, concurrency: { type: 'string' },
       faults: { type: 'string' }, kinds: { type: 'string' }, workers: { type: 'string' }, 'duration-limit': { type: 'string' },
-      'hold-ttl-ms': { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean' },
+      'hold-ttl-ms': { type: 'string' }, 'fault-window-ms': { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -57,6 +58,7 @@ try {
     workers: positiveInt('workers', values.workers, DEFAULTS.workers),
     durationLimitMs: positiveInt('duration-limit', values['duration-limit'], DEFAULTS.durationLimitMs / 1000) * 1000,
     holdTtlMs: positiveInt('hold-ttl-ms', values['hold-ttl-ms'], DEFAULTS.holdTtlMs),
+    faultWindowMs: positiveInt('fault-window-ms', values['fault-window-ms'], DEFAULTS.faultWindowMs),
     approvalTimeoutMs: DEFAULTS.approvalTimeoutMs,
     keep: values.keep ?? false,
     log: (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),

@@ -186,6 +186,7 @@ export class ComposedStack implements FaultTarget {
       const w = this.workers[i];
       if (!w || w.expectedExit || this.down.has(`worker-${i}`) || (w.child.exitCode === null && w.child.signalCode === null)) continue;
       w.expectedExit = true;
+      await sleep(1000); // the exit is seen before the last lines reach the log file
       const log = tail(this.workerLog(i));
       if (w.child.exitCode === 3 && /Temporal at \S+ is unreachable/.test(log) && this.workerEpoch[i] !== this.temporalCrashes) {
         // Documented: `transfer worker` exits 3 when Temporal is unreachable at its start (here, killed
@@ -194,7 +195,6 @@ export class ComposedStack implements FaultTarget {
       } else {
         this.o.findings.violation({ check: 'worker_exited_unexpectedly', message: `${w.name} (pid ${w.pid}) exited on its own (code ${w.child.exitCode}, signal ${w.child.signalCode}); last log lines:\n${log}` });
       }
-      await sleep(1000);
       // Restart unless a fault has taken the slot meanwhile (it then restarts it itself).
       if (!this.stopping && !this.down.has(`worker-${i}`) && this.workers[i] === w) this.startWorker(i);
     }

@@ -150,8 +150,8 @@ export class UpStack implements FaultTarget {
         const w = this.workers[i];
         if (!w || w.expectedExit || this.down.has(`worker-${i}`) || w.child.exitCode === null) continue;
         w.expectedExit = true;
+        await sleep(1000); // the exit is seen before the last lines reach the log file
         this.o.findings.violation({ check: 'worker_exited_unexpectedly', message: `${w.name} (pid ${w.pid}) exited on its own (code ${w.child.exitCode}):\n${tail(join(this.o.dir, `worker-${i}.log`))}` });
-        await sleep(1000);
         if (!this.stopping && !this.down.has(`worker-${i}`) && this.workers[i] === w) this.startWorker(i);
       }
     } finally {
