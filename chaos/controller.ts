@@ -7,7 +7,8 @@ export interface FaultTarget {
   readonly workerCount: number;
   killWorker(i: number): Promise<void>;
   startWorker(i: number, faults?: string): void;
-  restartWorker(i: number, faults: string): Promise<void>;
+  /** Turns test faults on or off in a running worker (and in its restarts) without a restart. */
+  setWorkerFaults(i: number, faults: string): Promise<void>;
   /** A node crash: kill -9 of everything at the same instant. */
   crashAll(): Promise<void>;
   /** Everything back on the same data. */
@@ -82,9 +83,9 @@ async function inject(stack: FaultTarget, fault: FaultSpec, baseFaults: string):
       await stack.startTemporal!();
       return;
     case 'lost-responses':
-      await stack.restartWorker(fault.worker, withFault('lose=0.3'));
+      await stack.setWorkerFaults(fault.worker, withFault('lose=0.3'));
       await sleep(fault.durationMs);
-      await stack.restartWorker(fault.worker, baseFaults);
+      await stack.setWorkerFaults(fault.worker, baseFaults);
       return;
     case 'workers-down':
       await Promise.all(everyWorker.map((i) => stack.killWorker(i)));
@@ -92,9 +93,9 @@ async function inject(stack: FaultTarget, fault: FaultSpec, baseFaults: string):
       everyWorker.forEach((i) => stack.startWorker(i));
       return;
     case 'clock-skew':
-      await stack.restartWorker(fault.worker, withFault(`skew=${fault.variant}`));
+      await stack.setWorkerFaults(fault.worker, withFault(`skew=${fault.variant}`));
       await sleep(fault.durationMs);
-      await stack.restartWorker(fault.worker, baseFaults);
+      await stack.setWorkerFaults(fault.worker, baseFaults);
       return;
   }
 }

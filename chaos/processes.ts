@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import { childPids } from '../src/embedded/children.js';
 
 /**
@@ -118,4 +119,10 @@ export async function stopGroup(p: Supervised, graceMs = 15_000): Promise<void> 
 export function tail(file: string, lines = 8): string {
   if (!existsSync(file)) return '';
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** Replaces a worker's fault control file in one step (a worker never reads half of it). */
+export async function writeControl(file: string, faults: string): Promise<void> {
+  await writeFile(`${file}.tmp`, `${faults}\n`);
+  await rename(`${file}.tmp`, file);
 }

@@ -6,7 +6,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../src/embedded/pos
 import { startDevServer, type RunningDevServer } from '../src/temporal/dev-server.js';
 import type { FaultTarget } from './controller.js';
 import type { Findings } from './findings.js';
-import { alive, killGroup, killTree, processTree, signal, sleep, spawnGroup, stopGroup, tail, waitGone, type Supervised } from './processes.js';
+import { alive, killGroup, killTree, processTree, signal, sleep, spawnGroup, stopGroup, tail, waitGone, writeControl, type Supervised } from './processes.js';
 
 /**
  * The stack as separate processes this run controls, so each fault hits one of them: an embedded
@@ -140,6 +140,7 @@ export class ComposedStack implements FaultTarget {
       LOG_LEVEL: 'warn',
       TRANSFER_TEST_FAULTS: this.workerFaults[i]!,
       TRANSFER_TEST_FAULT_LOG: join(this.o.dir, 'faults.log'),
+      TRANSFER_TEST_FAULTS_FILE: this.controlFile(i),
       TRANSFER_TEST_WORKFLOW_BUNDLE: this.o.workflowBundle,
     };
     delete env.DATABASE_URL;
@@ -159,12 +160,13 @@ export class ComposedStack implements FaultTarget {
     if (w) await killGroup(w);
   }
 
-  /** Graceful restart (SIGTERM) into another fault configuration. */
-  async restartWorker(i: number, faults: string): Promise<void> {
-    this.down.add(`worker-${i}`);
-    const w = this.workers[i];
-    if (w) await stopGroup(w, 5_000);
-    this.startWorker(i, faults);
+  /** Changes a running worker's test faults through its control file (see src/testing/faults.ts). */
+  async setWorkerFaults(i: number, faults: string): Promise<void> {
+    await writeControl(this.controlFile(i), faults);
+  }
+
+  private controlFile(i: number): string {
+    return join(this.o.dir, `faults-worker-${i}.conf`);
   }
 
   /**

@@ -5,7 +5,7 @@ import type { StackInfo } from '../src/embedded/stack.js';
 import { freePort } from '../src/embedded/ports.js';
 import type { FaultTarget } from './controller.js';
 import type { Findings } from './findings.js';
-import { alive, killGroup, processTree, signal, sleep, spawnGroup, stopGroup, tail, type Supervised } from './processes.js';
+import { alive, killGroup, processTree, signal, sleep, spawnGroup, stopGroup, tail, writeControl, type Supervised } from './processes.js';
 
 /**
  * The real `transfer up` (embedded PostgreSQL, dev server and a worker in one process group), plus
@@ -107,7 +107,10 @@ export class UpStack implements FaultTarget {
       previous.expectedExit = true;
       signal(-previous.pid, 'SIGKILL');
     }
-    const env = { ...this.env(this.workerFaults[i]!), LEDGER_SHARD_URLS: this.shardUrls.join(','), TEMPORAL_ADDRESS: this.temporalAddress };
+    const env = {
+      ...this.env(this.workerFaults[i]!), LEDGER_SHARD_URLS: this.shardUrls.join(','), TEMPORAL_ADDRESS: this.temporalAddress,
+      TRANSFER_TEST_FAULTS_FILE: join(this.o.dir, `faults-worker-${i}.conf`),
+    };
     this.workers[i] = spawnGroup(`worker-${i}`, process.execPath, [BIN, 'worker'], { env, cwd: ROOT, logFile: join(this.o.dir, `worker-${i}.log`) });
     this.down.delete(`worker-${i}`);
   }
@@ -118,11 +121,8 @@ export class UpStack implements FaultTarget {
     if (w) await killGroup(w);
   }
 
-  async restartWorker(i: number, faults: string): Promise<void> {
-    this.down.add(`worker-${i}`);
-    const w = this.workers[i];
-    if (w) await stopGroup(w, 5_000);
-    this.startWorker(i, faults);
+  async setWorkerFaults(i: number, faults: string): Promise<void> {
+    await writeControl(join(this.o.dir, `faults-worker-${i}.conf`), faults);
   }
 
   async crashAll(): Promise<void> {

@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import type { TransferActivities } from '../../activities/index.js';
 
 /**
@@ -12,6 +12,7 @@ import type { TransferActivities } from '../../activities/index.js';
  *                 of the worker lands between the two more often
  *   skew=-600000  shift this process's clock (Date) by this many ms: a worker with a wrong clock
  *
+ * TRANSFER_TEST_FAULTS_FILE names a file that, while it exists, overrides TRANSFER_TEST_FAULTS.
  * TRANSFER_TEST_FAULT_LOG names a file that gets one line per injected fault; the harness counts them.
  * TRANSFER_TEST_WORKFLOW_BUNDLE names a workflow bundle built once by the harness, so a worker the
  * chaos test restarts dozens of times does not rebuild it each time on a small machine.
@@ -45,22 +46,33 @@ export function parseTestFaults(spec: string | undefined): TestFaults | undefine
 }
 
 /**
- * Reads the environment once at worker start. Returns an activity wrapper when answers are to be
- * lost or delayed, and installs the clock skew (process-wide, before any hold is written).
+ * Reads the environment at worker start. Always wraps the steps (the wrapper reads the current
+ * faults on every call); installs a shifted clock when a skew is asked for or may be asked for.
+ * With TRANSFER_TEST_FAULTS_FILE, the file (same format) replaces the faults while it exists, and is
+ * re-read every 200 ms: the harness turns faults on and off in a running worker without a restart.
  */
 export function installTestFaults(env: NodeJS.ProcessEnv = process.env): TestHooks {
-  const faults = parseTestFaults(env.TRANSFER_TEST_FAULTS);
-  if (!faults) return {};
+  const initial = parseTestFaults(env.TRANSFER_TEST_FAULTS);
+  if (!initial) return {};
+  let faults = initial;
   const bundle = env.TRANSFER_TEST_WORKFLOW_BUNDLE ? { workflowBundle: { codePath: env.TRANSFER_TEST_WORKFLOW_BUNDLE } } : {};
   const logFile = env.TRANSFER_TEST_FAULT_LOG;
   const note = (line: string) => {
     if (logFile) appendFileSync(logFile, `${line}\n`);
   };
-  if (faults.skewMs !== 0) {
-    skewClock(faults.skewMs);
-    note(`skew ${faults.skewMs} pid ${process.pid}`);
+  const control = env.TRANSFER_TEST_FAULTS_FILE;
+  if (control) {
+    const reread = () => {
+      const text = existsSync(control) ? readFileSync(control, 'utf8').trim() : undefined;
+      const next = (text === undefined ? undefined : parseTestFaults(text)) ?? initial;
+      if (next.skewMs !== faults.skewMs) note(`skew ${next.skewMs} pid ${process.pid}`);
+      faults = next;
+    };
+    reread();
+    setInterval(reread, 200).unref();
   }
-  if (faults.lose === 0 && faults.pauseMs === 0) return bundle;
+  if (control || faults.skewMs !== 0) skewClock(() => faults.skewMs);
+  if (!control && faults.skewMs !== 0) note(`skew ${faults.skewMs} pid ${process.pid}`);
   return {
     ...bundle,
     wrapActivities: (activities) => {
@@ -69,8 +81,9 @@ export function installTestFaults(env: NodeJS.ProcessEnv = process.env): TestHoo
         const real = activities[name] as (input: { transferId: string }) => Promise<unknown>;
         wrapped[name] = async (input: { transferId: string }) => {
           const result = await real(input);
-          if (faults.pauseMs > 0) await new Promise((r) => setTimeout(r, Math.random() * faults.pauseMs));
-          if (Math.random() < faults.lose) {
+          const now = faults;
+          if (now.pauseMs > 0) await new Promise((r) => setTimeout(r, Math.random() * now.pauseMs));
+          if (Math.random() < now.lose) {
             note(`lose ${name} ${input.transferId}`);
             throw new Error(`test fault: the answer of ${name} was lost after it committed`);
           }
@@ -82,18 +95,18 @@ export function installTestFaults(env: NodeJS.ProcessEnv = process.env): TestHoo
   };
 }
 
-/** Replaces the global Date with one running `skewMs` ahead (or behind) of the real clock. */
-function skewClock(skewMs: number): void {
+/** Replaces the global Date with one running `skewMs()` ahead (or behind) of the real clock. */
+function skewClock(skewMs: () => number): void {
   const Real = Date;
   class SkewedDate extends Real {
     constructor(...args: unknown[]) {
-      if (args.length === 0) super(Real.now() + skewMs);
+      if (args.length === 0) super(Real.now() + skewMs());
       else if (args.length === 1) super(args[0] as string | number | Date);
       else super(...(args as [number, number, number?, number?, number?, number?, number?]));
     }
 
     static override now(): number {
-      return Real.now() + skewMs;
+      return Real.now() + skewMs();
     }
   }
   globalThis.Date = SkewedDate as DateConstructor;
