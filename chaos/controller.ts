@@ -48,7 +48,7 @@ export async function runFaults(
 export function describe(fault: FaultSpec): string {
   switch (fault.kind) {
     case 'worker-kill': return `worker-kill: kill -9 worker-${fault.worker}, back after ${fault.durationMs} ms`;
-    case 'stack-kill': return `stack-kill: kill -9 PostgreSQL, Temporal and every worker, back after ${fault.durationMs} ms`;
+    case 'stack-kill': return `stack-kill: kill -9 of every process of the stack at once, back after ${fault.durationMs} ms`;
     case 'pg-restart': return `pg-restart: ${fault.variant} to the postmaster, back after ${fault.durationMs} ms`;
     case 'temporal-restart': return `temporal-restart: kill -9 the dev server, back after ${fault.durationMs} ms`;
     case 'lost-responses': return `lost-responses: worker-${fault.worker} loses answers after commit for ${fault.durationMs} ms`;
