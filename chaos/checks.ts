@@ -113,6 +113,7 @@ export function checkOutcomes(records: TransferRecord[], f: Findings): void {
       continue;
     }
     f.count(`outcome ${result.status}`);
+    if (result.status !== 'COMPLETED') f.count(`reason ${result.status}: ${result.reason ?? '-'}`);
     const amounts = spec.kind === 'duplicate-changed' ? [spec.amount, spec.amount + 1n] : [spec.amount];
     if (result.from !== spec.from || result.to !== spec.to || result.currency !== spec.currency || !amounts.includes(BigInt(result.amount || '-1'))) {
       f.violation({ check: 'result_matches_request', transfer: spec.id, message: `asked ${spec.amount} ${spec.currency} ${spec.from}->${spec.to}, result says ${result.amount} ${result.currency} ${result.from}->${result.to}` });

@@ -47,6 +47,8 @@ export interface ChaosSummary {
   seed: number;
   transfers: number;
   outcomes: Record<string, number>;
+  /** Why the transfers that did not complete ended as they did. */
+  reasons: Record<string, number>;
   faults: Record<string, number>;
   counters: Record<string, number>;
   violations: ChaosViolation[];
@@ -147,12 +149,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     else o.log(`data kept in ${dir} (logs: chaos.log, worker-*.log, temporal.log, postgres/postgres.log, faults.log)`);
   }
   const outcomes: Record<string, number> = {};
+  const reasons: Record<string, number> = {};
   const counters: Record<string, number> = {};
   for (const [k, v] of findings.counters) {
     if (k.startsWith('outcome ')) outcomes[k.slice(8)] = v;
+    else if (k.startsWith('reason ')) reasons[k.slice(7)] = v;
     else counters[k] = v;
   }
-  return { seed: o.seed, transfers: o.transfers, outcomes, faults: Object.fromEntries(findings.faults), counters, violations: findings.violations, wallSeconds: (Date.now() - started) / 1000, dir };
+  return { seed: o.seed, transfers: o.transfers, outcomes, reasons, faults: Object.fromEntries(findings.faults), counters, violations: findings.violations, wallSeconds: (Date.now() - started) / 1000, dir };
 }
 
 async function setUpAccounts(plan: Plan, shardUrls: string[]): Promise<void> {
@@ -184,6 +188,7 @@ export function formatSummary(s: ChaosSummary): string {
   return [
     `seed:        ${s.seed}`,
     `transfers:   ${s.transfers} (${list(s.outcomes)})`,
+    `reasons:     ${list(s.reasons)}`,
     `faults:      ${faultTotal} (${list(s.faults)})`,
     `observed:    ${list(s.counters)}`,
     `violations:  ${s.violations.length}`,
