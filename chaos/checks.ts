@@ -130,7 +130,8 @@ export function checkOutcomes(records: TransferRecord[], f: Findings): void {
     if (spec.kind === 'approval-timeout' && (result.status !== 'CANCELLED' || result.reason !== 'APPROVAL_TIMEOUT')) {
       f.violation({ check: 'approval_timeout_outcome', transfer: spec.id, message: `never approved, but ended ${result.status} (${result.reason})` });
     }
-    if (r.cancel) f.count(`cancel ${r.cancel}`);
+    if (r.lateCancel && r.cancel === 'accepted') f.violation({ check: 'late_cancel_accepted', transfer: spec.id, message: `a cancel sent after the transfer ended ${result.status} was accepted` });
+    if (r.cancel) f.count(`cancel ${r.lateCancel ? 'after the end ' : ''}${r.cancel}`);
     if (r.changedStart) f.count(`changed duplicate ${r.changedStart}`);
     if (result.reason === 'HOLD_EXPIRED' || result.message?.includes('expired')) f.count('ended on an expired hold');
   }

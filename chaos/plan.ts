@@ -155,7 +155,7 @@ function makeTransfers(rng: Rng, o: PlanOptions, accounts: AccountSpec[], thresh
     let copies = 1;
     switch (kind) {
       case 'cancel':
-        delayMs = rng.int(0, 400);
+        delayMs = rng.int(0, 3000); // early ones are accepted, late ones (debit posting) rejected
         break;
       case 'duplicate':
       case 'duplicate-changed':

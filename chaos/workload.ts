@@ -17,6 +17,8 @@ export interface TransferRecord {
   approved?: boolean;
   /** The cancel update: accepted (the transfer then must not complete), rejected, or unknown. */
   cancel?: 'accepted' | 'rejected';
+  /** The cancel was sent after the transfer's end had been seen. */
+  lateCancel?: boolean;
   result?: TransferResult;
   /** A Temporal-level close other than COMPLETED (failed, terminated, timed out). */
   closedAs?: string;
@@ -24,10 +26,12 @@ export interface TransferRecord {
   latencyMs?: number;
 }
 
-const TRANSIENT = /UNAVAILABLE|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED|ECONNREFUSED|ECONNRESET|connect|transport|socket|Connection|timed out|timeout|Channel|cancelled|CANCELLED/i;
+const TRANSIENT = /UNAVAILABLE|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED|ECONNREFUSED|ECONNRESET|tcp connect|transport error|socket hang up|Connection (dropped|reset|refused|closed)|Channel/i;
 
 /** Errors the client should ride out while Temporal restarts; anything else is an answer. */
 export function isTransientClientError(error: unknown): boolean {
+  // Answers from the workflow (a rejected update, a closed or unknown workflow) are never retried.
+  if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError || error instanceof WorkflowFailedError) return false;
   const e = error as { code?: number; cause?: { code?: number; message?: string }; message?: string };
   const code = e?.cause?.code ?? e?.code;
   if (code === 4 || code === 8 || code === 14 || code === 1) return true;
@@ -114,7 +118,13 @@ export class Workload {
       await this.retrying('approve', () => approveTransfer(this.client(), spec.id, 'chaos-approver'));
       record.approved = true;
     }
-    if (spec.kind === 'cancel' || spec.kind === 'approval-cancel') {
+    const late = spec.kind === 'cancel' && spec.delayMs >= 1500;
+    if (late) {
+      // A cancel after the transfer ended must be refused and change nothing.
+      await this.outcome(record, Math.min(this.deadline, Date.now() + 120_000));
+      record.lateCancel = true;
+      if (record.result) record.cancel = await this.cancel(spec.id);
+    } else if (spec.kind === 'cancel' || spec.kind === 'approval-cancel') {
       await sleep(spec.delayMs);
       record.cancel = await this.cancel(spec.id);
     }
