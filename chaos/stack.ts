@@ -178,6 +178,8 @@ export class ComposedStack implements FaultTarget {
     this.watching = true;
     try {
       await this.restartExited();
+    } catch (error) {
+      this.o.findings.violation({ check: 'restart_failed', message: `could not restart a component that exited: ${(error as Error).message}` });
     } finally {
       this.watching = false;
     }

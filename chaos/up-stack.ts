@@ -154,6 +154,8 @@ export class UpStack implements FaultTarget {
         this.o.findings.violation({ check: 'worker_exited_unexpectedly', message: `${w.name} (pid ${w.pid}) exited on its own (code ${w.child.exitCode}):\n${tail(join(this.o.dir, `worker-${i}.log`))}` });
         if (!this.stopping && !this.down.has(`worker-${i}`) && this.workers[i] === w) this.startWorker(i);
       }
+    } catch (error) {
+      this.o.findings.violation({ check: 'restart_failed', message: `could not restart a component that exited: ${(error as Error).message}` });
     } finally {
       this.watching = false;
     }
