@@ -5,11 +5,11 @@ import { FAULT_KINDS, makePlan } from '../../chaos/plan.js';
 // The short bank test: the same harness as `npm run chaos`, small enough for the suite. It starts
 // its own PostgreSQL, dev server and workers (the shared ones from global setup must not be killed).
 const SEED = Number(process.env.CHAOS_SEED ?? 20261129);
-const TRANSFERS = 120;
+const TRANSFERS = 100;
 
 describe('bank test under crashes of real processes (short)', () => {
   it('the seed alone decides the workload and the fault schedule', () => {
-    const options = { seed: SEED, transfers: TRANSFERS, accounts: 16, faults: 8, kinds: FAULT_KINDS, workers: 3, holdTtlMs: 8_000, faultWindowMs: 10_000 };
+    const options = { seed: SEED, transfers: TRANSFERS, accounts: 16, faults: 7, kinds: FAULT_KINDS, workers: 3, holdTtlMs: 6_000, faultWindowMs: 8_000 };
     const a = makePlan(options);
     expect(makePlan(options)).toEqual(a);
     expect(makePlan({ ...options, seed: SEED + 1 }).transfers).not.toEqual(a.transfers);
@@ -19,8 +19,8 @@ describe('bank test under crashes of real processes (short)', () => {
 
   it('conserves money, pays at most once and ends every transfer while processes are killed', async () => {
     const summary = await runChaos({
-      ...DEFAULTS, seed: SEED, transfers: TRANSFERS, accounts: 16, concurrency: 24, faults: 8, durationLimitMs: 200_000,
-      holdTtlMs: 8_000, faultWindowMs: 10_000,
+      ...DEFAULTS, seed: SEED, transfers: TRANSFERS, accounts: 16, concurrency: 24, faults: 7, durationLimitMs: 200_000,
+      holdTtlMs: 6_000, faultWindowMs: 8_000, approvalTimeoutMs: 10_000,
       log: (line) => process.stderr.write(`[chaos] ${line}\n`),
     });
     process.stderr.write(`${formatSummary(summary)}\n`);
