@@ -44,6 +44,7 @@ export async function checkLedger(plan: Plan, records: TransferRecord[], ledger:
   // Every customer-account journal leg and every pending hold, by transfer, from both shards.
   const trails = new Map<string, LedgerTrail>();
   const pending = new Map<string, number>();
+  const holdStates = new Map<string, { debit: string; credit: string }>();
   for (const shard of ledger.shards) {
     const legs = await shard.pool.query<{ transfer_id: string; kind: string; account_id: string; entries: string; net: string }>(
       `SELECT transfer_id, kind, account_id, count(DISTINCT entry_id)::text AS entries, sum(amount)::text AS net
@@ -54,8 +55,13 @@ export async function checkLedger(plan: Plan, records: TransferRecord[], ledger:
       trail.net.set(row.account_id, (trail.net.get(row.account_id) ?? 0n) + BigInt(row.net));
       trails.set(row.transfer_id, trail);
     }
-    const holds = await shard.pool.query<{ transfer_id: string; n: string }>(`SELECT transfer_id, count(*)::text AS n FROM holds WHERE state = 'pending' GROUP BY 1`);
-    for (const row of holds.rows) pending.set(row.transfer_id, (pending.get(row.transfer_id) ?? 0) + Number(row.n));
+    const holds = await shard.pool.query<{ transfer_id: string; side: 'debit' | 'credit'; state: string }>(`SELECT transfer_id, side, state FROM holds`);
+    for (const row of holds.rows) {
+      if (row.state === 'pending') pending.set(row.transfer_id, (pending.get(row.transfer_id) ?? 0) + 1);
+      const sides = holdStates.get(row.transfer_id) ?? { debit: 'none', credit: 'none' };
+      sides[row.side] = row.state;
+      holdStates.set(row.transfer_id, sides);
+    }
   }
 
   const known = new Set(records.map((r) => r.spec.id));
@@ -77,6 +83,15 @@ export async function checkLedger(plan: Plan, records: TransferRecord[], ledger:
     const amount = BigInt(r.result.amount || '0');
     for (const account of trail.net.keys()) {
       if (account !== from && account !== to) f.violation({ check: 'foreign_account_touched', transfer: id, account, message: `the transfer moved money on ${account}, which is neither ${from} nor ${to}` });
+    }
+    // How the result says each side ended (posted, voided, expired, refunded, none) is what the ledger holds.
+    const reported = (r.result as { sides?: { debit: string; credit: string } }).sides;
+    if (reported) {
+      const held = holdStates.get(id) ?? { debit: 'none', credit: 'none' };
+      const ledgerSides = { debit: refunds > 0 ? 'refunded' : held.debit, credit: held.credit };
+      if (reported.debit !== ledgerSides.debit || reported.credit !== ledgerSides.credit) {
+        f.violation({ check: 'sides_match_ledger', transfer: id, message: `result says debit ${reported.debit} / credit ${reported.credit}, the ledger has ${ledgerSides.debit} / ${ledgerSides.credit}` });
+      }
     }
     const netFrom = trail.net.get(from) ?? 0n;
     const netTo = trail.net.get(to) ?? 0n;

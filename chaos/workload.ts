@@ -1,7 +1,7 @@
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { approveTransfer, startTransfer } from '../src/client.js';
+import { startTransfer } from '../src/client.js';
 import type { TransferResult } from '../src/domain/transfer.js';
-import { cancelUpdate } from '../workflows/definitions.js';
+import { approveSignal, cancelUpdate } from '../workflows/definitions.js';
 import type { transferWorkflow } from '../workflows/transfer.js';
 import type { Findings } from './findings.js';
 import type { Plan, TransferSpec } from './plan.js';
@@ -115,7 +115,8 @@ export class Workload {
     const needsApproval = spec.amount >= this.plan.approvalThreshold;
     if (needsApproval && spec.kind !== 'approval-cancel' && spec.kind !== 'approval-timeout') {
       await sleep(spec.delayMs);
-      await this.retrying('approve', () => approveTransfer(this.client(), spec.id, 'chaos-approver'));
+      // The signal: durable, and judged by the workflow even when it arrives before the approval wait.
+      await this.retrying('approve', () => this.handle(spec.id).signal(approveSignal, { by: 'chaos-approver' }));
       record.approved = true;
     }
     const late = spec.kind === 'cancel' && spec.delayMs >= 1500;
