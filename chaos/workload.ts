@@ -99,17 +99,23 @@ export class Workload {
     const { spec } = record;
     const t0 = Date.now();
     const request = { transferId: spec.id, from: spec.from, to: spec.to, amount: spec.amount.toString(), currency: spec.currency };
+    const changing = spec.kind === 'duplicate-changed';
+    let accepted = 0;
+    const start = (req: typeof request) => this.retrying('start', () => startTransfer(this.client(), this.taskQueue, req)).then(() => {
+      accepted++;
+      return true;
+    }, (error: unknown) => {
+      // Racing starts with other parameters: whichever came first is the transfer, the others are
+      // refused (a reused id with other parameters). Without such a race, a refusal is a failure.
+      if (!changing) throw error;
+      return false;
+    });
     const starts: Promise<unknown>[] = [];
-    for (let c = 0; c < spec.copies; c++) starts.push(this.retrying('start', () => startTransfer(this.client(), this.taskQueue, request)));
-    if (spec.kind === 'duplicate-changed') {
-      const changed = { ...request, amount: (spec.amount + 1n).toString() };
-      starts.push(this.retrying('start', () => startTransfer(this.client(), this.taskQueue, changed)).then(
-        () => (record.changedStart = 'attached'),
-        () => (record.changedStart = 'rejected'), // a reused id with other parameters may be refused outright
-      ));
-    }
+    for (let c = 0; c < spec.copies; c++) starts.push(start(request));
+    if (changing) starts.push(start({ ...request, amount: (spec.amount + 1n).toString() }).then((ok) => (record.changedStart = ok ? 'attached' : 'rejected')));
     record.started = true; // from the first start call on, the transfer may exist
     await Promise.all(starts);
+    if (accepted === 0) throw new Error('every start of the transfer was refused');
     this.started++;
 
     const needsApproval = spec.amount >= this.plan.approvalThreshold;
