@@ -114,9 +114,12 @@ export class Workload {
     for (let c = 0; c < spec.copies; c++) starts.push(start(request));
     if (changing) starts.push(start({ ...request, amount: (spec.amount + 1n).toString() }).then((ok) => (record.changedStart = ok ? 'attached' : 'rejected')));
     record.started = true; // from the first start call on, the transfer may exist
-    await Promise.all(starts);
+    try {
+      await Promise.all(starts);
+    } finally {
+      this.started++; // counted even when its starts failed: the fault schedule must never wait on it
+    }
     if (accepted === 0) throw new Error('every start of the transfer was refused');
-    this.started++;
 
     const needsApproval = spec.amount >= this.plan.approvalThreshold;
     if (needsApproval && spec.kind !== 'approval-cancel' && spec.kind !== 'approval-timeout') {
