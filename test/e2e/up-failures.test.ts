@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ephemeralPort } from '../../src/embedded/ports.js';
+import { processesUsing } from '../support/processes.js';
 
 /**
  * `transfer up` that cannot start must say why and exit, not hang: a process that never ends after
@@ -33,17 +34,6 @@ function run(args: string[], env: Record<string, string>, limitMs: number, onStd
       resolve({ code, exitedByItself: signal === null, stderr });
     });
   });
-}
-
-/** Processes whose command line mentions the directory (PostgreSQL, the dev server). */
-async function processesUsing(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(dir)) pids.push(Number(entry));
-  }
-  return pids;
 }
 
 describe('transfer up that cannot start', () => {

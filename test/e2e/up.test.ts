@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
 import { waitFor } from '../support/control.js';
 import { createTestLedger } from '../support/ledger.js';
+import { processesUsing } from '../support/processes.js';
 
 /**
  * The README's main command as a user runs it: `transfer up`, in its own data directory and on
@@ -37,17 +38,6 @@ function start(args: string[], env: Record<string, string>) {
 
 async function ports(): Promise<{ port: number; ui: number; metrics: number }> {
   return { port: await ephemeralPort(), ui: await ephemeralPort(), metrics: await ephemeralPort() };
-}
-
-/** Processes whose command line mentions our data directory (PostgreSQL, the dev server). */
-async function processesUsing(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(dir)) pids.push(Number(entry));
-  }
-  return pids;
 }
 
 describe('transfer up (the embedded stack)', () => {
