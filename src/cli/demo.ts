@@ -88,3 +88,14 @@ async function waitForResult(client: Client, id: string) {
     }
   }
 }
+
+/** More small transfers wallet → savings, to the end (while the demo's webhook receiver is down). */
+export async function moreTransfers(client: Client, taskQueue: string, count: number): Promise<number> {
+  const run = new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14);
+  let completed = 0;
+  for (let i = 0; i < count; i++) {
+    const started = await startTransfer(client, taskQueue, { transferId: `demo-${run}-more-${i}`, from: DEMO_ACCOUNTS.wallet, to: DEMO_ACCOUNTS.savings, amount: '100', currency: 'USD', memo: 'demo: receiver down' });
+    if ((await transferResult(started.handle)).status === 'COMPLETED') completed += 1;
+  }
+  return completed;
+}

@@ -55,6 +55,9 @@ describe('transfer up (the embedded stack)', () => {
     expect(stdout).toMatch(/Balances after:\n\s+demo-wallet\s+shard 0\s+posted\s+367\.50 USD/);
     expect(stdout).toMatch(/demo-savings\s+shard 1\s+posted\s+132\.50 USD/);
     expect(stdout).toContain('Ledger verify: ok');
+    // Outbound: the receiver is stopped while two more transfers complete, comes back and catches up.
+    expect(stdout).toMatch(/receiver stopped; more transfers complete while it is down/);
+    expect(stdout).toMatch(/caught up: 2 of 2 credit\(s\) applied, none lost, none twice/);
     expect(stderr).toContain(`Web UI        http://127.0.0.1:${p.ui}`);
     expect(stderr).toContain('Relay         poll mode: transfer requests from database wallet_service');
     expect(stderr).toContain('stopped: PostgreSQL, Temporal dev server and worker are down');

@@ -130,7 +130,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
             await demo.then(() => undefined, () => undefined);
             throw new CliError(`${outcomes} during the demo: stopped before it finished`, EXIT.NOT_COMPLETED, 'INTERRUPTED');
           }
-          await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`));
+          const { moreTransfers } = await load.demo();
+          await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`), () => moreTransfers(stack.client, taskQueue, 2));
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
