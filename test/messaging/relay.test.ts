@@ -179,3 +179,46 @@ describe('log relay (logical decoding, pgoutput)', () => {
     await producer.query('SELECT pg_drop_replication_slot($1)', [slot]);
   });
 });
+
+describe('poll relay under faults', () => {
+  it('a relay dying after a start, and its database connections cut mid-batch, lose nothing and pay nothing twice', async () => {
+    const starts = new Map<string, number>();
+    let crashOnce = true;
+    let cutOnce = true;
+    // The relay's own pool, named, so the cut below hits its connections and not this test's.
+    const relayPool = new pg.Pool({ connectionString: producerUrl, max: 4, application_name: 'relay-under-test' });
+    relayPool.on('error', () => undefined);
+    const relay = new PollRelay({
+      pool: relayPool, url: producerUrl, client: env.client, taskQueue, intervalMs: 100, batch: 4,
+      onStart: (id) => starts.set(id, (starts.get(id) ?? 0) + 1),
+      afterStart: async (id) => {
+        if (id === `payout-f-${tag}-0` && crashOnce) {
+          crashOnce = false;
+          throw new Error('relay died after the start was accepted'); // the batch's transaction never commits
+        }
+        if (id === `payout-f-${tag}-5` && cutOnce) {
+          cutOnce = false;
+          // What a PostgreSQL restart does to the relay: every connection of its pool is killed mid-batch.
+          await producer.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name = 'relay-under-test'`);
+        }
+      },
+    });
+    await relay.start();
+    try {
+      for (let i = 0; i < 10; i++) await order(`f-${tag}-${i}`, String(200 + i));
+      await until(async () => Object.values(await states(`payout-f-${tag}-`)).filter((s) => s === 'started').length === 10, 60_000);
+    } finally {
+      await relay.stop();
+      await relayPool.end();
+    }
+    expect(crashOnce || cutOnce).toBe(false);
+    expect(starts.get(`payout-f-${tag}-0`)).toBeGreaterThanOrEqual(2); // handed over again after the crash
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => env.client.workflow.getHandle(`payout-f-${tag}-${i}`).result()));
+    expect(results.map((r) => (r as { status: string }).status)).toEqual(Array(10).fill('COMPLETED'));
+    for (let i = 0; i < 10; i++) {
+      const credits = (await t.ledger.transferRecords(`payout-f-${tag}-${i}`)).postings.filter((p) => p.accountId === accounts.fund);
+      expect(credits.map((p) => p.amount)).toEqual([String(200 + i)]); // paid exactly once
+    }
+  });
+});
