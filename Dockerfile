@@ -23,6 +23,8 @@ COPY --chown=node:node src ./src
 COPY --chown=node:node workflows ./workflows
 COPY --chown=node:node activities ./activities
 COPY --chown=node:node migrations ./migrations
+# The transfer request table other services install (`transfer messages install`).
+COPY --chown=node:node sql ./sql
 # The official image ships an unprivileged "node" user (uid 1000).
 USER node
 # Prometheus metrics (METRICS_PORT).

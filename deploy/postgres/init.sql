@@ -8,3 +8,5 @@ CREATE DATABASE temporal_visibility;
 -- Only the empty databases are made here; their tables come from migrations/.
 CREATE DATABASE ledger_shard_0;
 CREATE DATABASE ledger_shard_1;
+-- The webhook dispatcher's database (subscribers, deliveries, read cursors): migrations/messages/.
+CREATE DATABASE transfer_messages;

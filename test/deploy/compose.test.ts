@@ -48,8 +48,18 @@ const shardUrls = (workerEnv.LEDGER_SHARD_URLS ?? '').split(',').filter((u) => u
 describe('docker-compose.yml', () => {
   it('declares the expected services', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
+      ['dispatcher', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
     );
+  });
+
+  it('runs the webhook dispatcher on the same shards, with its own database created at init', () => {
+    const dispatcher = svc('dispatcher');
+    expect(dispatcher.command).toEqual(['node', 'bin/transfer.js', 'dispatch']);
+    const env = envOf('dispatcher');
+    expect(env.LEDGER_SHARD_URLS).toBe(workerEnv.LEDGER_SHARD_URLS);
+    expect(env.LEDGER_SLOT_MAP).toBe(workerEnv.LEDGER_SLOT_MAP);
+    const messagesDb = new URL(env.MESSAGES_DATABASE_URL!).pathname.slice(1);
+    expect(read('deploy/postgres/init.sql')).toContain(`CREATE DATABASE ${messagesDb};`);
   });
 
   it('pins every image to an explicit, non-latest tag', () => {
