@@ -53,14 +53,15 @@ async function relayPids(admin: pg.Client, db: string): Promise<number[]> {
 
 /**
  * Statements the relay ran (pg_stat_statements, counted at each statement's end; the producer's own
- * inserts and this benchmark's queries excluded) and rows read (pg_stat_database, flushed lazily:
+ * inserts, the NOTIFY their trigger runs, and this benchmark's queries excluded) and rows read (pg_stat_database, flushed lazily:
  * read after a pause).
  */
 async function stats(admin: pg.Client, db: string): Promise<{ statements: number; read: number }> {
   await new Promise((r) => setTimeout(r, 1_200));
   const { rows } = await admin.query<{ statements: string; read: string }>(
     `SELECT (SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-             WHERE d.datname = $1 AND s.query NOT LIKE 'INSERT INTO ${REQUESTS_TABLE}%')::text AS statements,
+             WHERE d.datname = $1 AND s.query NOT LIKE 'INSERT INTO ${REQUESTS_TABLE}%'
+               AND s.query NOT LIKE '%pg_notify%')::text AS statements,
             (SELECT tup_returned + tup_fetched FROM pg_stat_database WHERE datname = $1)::text AS read`, [db]);
   return { statements: Number(rows[0]!.statements), read: Number(rows[0]!.read) };
 }
