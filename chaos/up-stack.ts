@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { StackInfo } from '../src/embedded/stack.js';
 import { freePort } from '../src/embedded/ports.js';
 import type { FaultTarget } from './controller.js';
-import type { Findings } from './findings.js';
+import type { StackOptions } from './stack.js';
 import { alive, killGroup, processTree, signal, sleep, spawnGroup, stopGroup, tail, writeControl, type Supervised } from './processes.js';
 
 /**
@@ -15,17 +15,8 @@ import { alive, killGroup, processTree, signal, sleep, spawnGroup, stopGroup, ta
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin/transfer.js');
 
-export interface UpStackOptions {
-  dir: string;
-  /** Extra worker processes besides the one inside `up`. */
-  workers: number;
-  taskQueue: string;
-  workerEnv: Record<string, string>;
-  baseFaults: string;
-  workflowBundle: string;
-  findings: Findings;
-  log: (line: string) => void;
-}
+/** The composed stack's options, but for `up`'s own dev server (it brings its own Temporal CLI). */
+export type UpStackOptions = Omit<StackOptions, 'temporalCli'>;
 
 export class UpStack implements FaultTarget {
   private up?: Supervised;

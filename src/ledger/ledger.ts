@@ -108,7 +108,7 @@ export class Ledger {
   }
 
   async listAccounts(options: { includeSystem?: boolean } = {}): Promise<AccountView[]> {
-    await classified(this.checkIdentity());
+    await this.checkIdentity();
     const all = await classified(Promise.all(this.shards.map((s) => accounts.listAccounts(s, options.includeSystem))));
     return all.flat().sort((a, b) => a.id.localeCompare(b.id));
   }

@@ -130,20 +130,31 @@ export function transferSequence(type: LedgerEventType, side?: 'debit' | 'credit
   }
 }
 
+type LedgerEvent = { aggregate: 'transfer' | 'account'; id: string; type: LedgerEventType; side?: 'debit' | 'credit'; payload: Record<string, unknown> };
+
 /**
- * Writes an event in the caller's transaction: it commits, or rolls back, with the effect it
- * describes (a transactional outbox; the dispatcher delivers it downstream).
+ * Writes events in the caller's transaction: they commit, or roll back, with the effect they
+ * describe (a transactional outbox; the dispatcher delivers them downstream). One statement
+ * however many (a sweep expires hundreds of holds at once).
  */
-export async function appendEvent(
-  client: pg.PoolClient,
-  event: { aggregate: 'transfer' | 'account'; id: string; type: LedgerEventType; side?: 'debit' | 'credit'; payload: Record<string, unknown> },
-): Promise<void> {
-  const sequence = transferSequence(event.type, event.side);
-  const payload = { ...event.payload, ...(event.side ? { side: event.side } : {}), ...(sequence !== undefined ? { sequence } : {}) };
+export async function appendEvents(client: pg.PoolClient, events: readonly LedgerEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const rows = events.map((event) => {
+    const sequence = transferSequence(event.type, event.side);
+    return {
+      aggregatetype: event.aggregate, aggregateid: event.id, type: event.type,
+      payload: { ...event.payload, ...(event.side ? { side: event.side } : {}), ...(sequence !== undefined ? { sequence } : {}) },
+    };
+  });
   await client.query(
-    `INSERT INTO ledger_events (aggregatetype, aggregateid, type, payload) VALUES ($1::text, $2::text, $3::text, $4::jsonb)`,
-    [event.aggregate, event.id, event.type, JSON.stringify(payload)],
+    `INSERT INTO ledger_events (aggregatetype, aggregateid, type, payload)
+     SELECT e->>'aggregatetype', e->>'aggregateid', e->>'type', e->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`,
+    [JSON.stringify(rows)],
   );
+}
+
+export function appendEvent(client: pg.PoolClient, event: LedgerEvent): Promise<void> {
+  return appendEvents(client, [event]);
 }
 
 /** A hold's event payload: amounts as digit strings, never numbers. */

@@ -1,5 +1,5 @@
 import { withTransaction } from '../db/transaction.js';
-import { appendEvent, holdPayload, readNow, type ShardContext } from './shard-context.js';
+import { appendEvents, holdPayload, readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
 import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
 
@@ -40,9 +40,7 @@ export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<
         [accountId, sums.debits.toString(), sums.credits.toString(), at],
       );
     }
-    for (const hold of rows) {
-      await appendEvent(client, { aggregate: 'transfer', id: hold.transfer_id, type: 'transfer.hold_expired', side: hold.side, payload: holdPayload(hold, 'sweeper', at) });
-    }
+    await appendEvents(client, rows.map((hold) => ({ aggregate: 'transfer' as const, id: hold.transfer_id, type: 'transfer.hold_expired' as const, side: hold.side, payload: holdPayload(hold, 'sweeper', at) })));
     return rows;
   });
   return { shard: ctx.shard, expired: expired.map((row): HoldView => holdView(row, ctx.shard)) };

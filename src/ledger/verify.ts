@@ -64,9 +64,12 @@ const TRANSFER_FLOWS = `
       FROM holds
   ) flows %WHERE% GROUP BY transfer_id, currency ORDER BY transfer_id COLLATE "C", currency COLLATE "C"`;
 
+/** One row of TRANSFER_FLOWS as node-postgres returns it. */
+type FlowRow = Row & { pending: boolean; last_at: Date };
+
 interface Flow { transfer: string; currency: string; clearing: bigint; debitPosted: bigint; pending: boolean; lastAt: number }
 
-function flowOf(r: Row & { pending: boolean; last_at: Date }): Flow {
+function flowOf(r: FlowRow): Flow {
   return { transfer: r.transfer_id!, currency: r.currency!, clearing: BigInt(r.clearing!), debitPosted: BigInt(r.debit_posted!), pending: r.pending, lastAt: new Date(r.last_at).getTime() };
 }
 
@@ -104,7 +107,7 @@ async function withSnapshots<T>(shards: readonly ShardContext[], fn: (clients: p
 }
 
 /** A cursor's rows in batches: one shard's sorted stream for the merge below. */
-async function* rowsOf(client: pg.PoolClient, name: string, sql: string, batch: number): AsyncGenerator<Row & { pending: boolean; last_at: Date }> {
+async function* rowsOf(client: pg.PoolClient, name: string, sql: string, batch: number): AsyncGenerator<FlowRow> {
   await client.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${sql}`);
   for (;;) {
     const { rows } = await client.query(`FETCH ${batch} FROM ${name}`);
@@ -115,8 +118,8 @@ async function* rowsOf(client: pg.PoolClient, name: string, sql: string, batch: 
 }
 
 /** Merges the shards' sorted flow streams, summing each transfer's flows across shards. */
-async function* mergedFlows(streams: AsyncGenerator<Row & { pending: boolean; last_at: Date }>[]): AsyncGenerator<Flow> {
-  const heads = await Promise.all(streams.map(async (s) => (await s.next()).value as (Row & { pending: boolean; last_at: Date }) | undefined));
+async function* mergedFlows(streams: AsyncGenerator<FlowRow>[]): AsyncGenerator<Flow> {
+  const heads = await Promise.all(streams.map(async (s) => (await s.next()).value as FlowRow | undefined));
   const key = (f: Flow) => `${f.transfer}\u0000${f.currency}`;
   for (;;) {
     const current = heads.map((h) => (h ? flowOf(h) : undefined));
@@ -127,7 +130,7 @@ async function* mergedFlows(streams: AsyncGenerator<Row & { pending: boolean; la
     for (let i = 0; i < streams.length; i++) {
       if (current[i] && key(current[i]!) === smallest) {
         total = add(total, current[i]!);
-        heads[i] = (await streams[i]!.next()).value as (Row & { pending: boolean; last_at: Date }) | undefined;
+        heads[i] = (await streams[i]!.next()).value as FlowRow | undefined;
       }
     }
     yield total!;
@@ -236,7 +239,7 @@ async function recheck(shards: readonly ShardContext[], transfer: string, curren
   const sql = TRANSFER_FLOWS.replace('%WHERE%', 'WHERE transfer_id = $1::text AND currency = $2::char(3)');
   let total: Flow | undefined;
   for (const ctx of shards) {
-    const { rows } = await ctx.pool.query<Row & { pending: boolean; last_at: Date }>(sql, [transfer, currency]);
+    const { rows } = await ctx.pool.query<FlowRow>(sql, [transfer, currency]);
     for (const row of rows) total = add(total, flowOf(row));
   }
   return total;

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
+import { describeTransfer, startTransfer } from '../client.js';
+import { withTransaction } from '../db/transaction.js';
 import type pg from 'pg';
 import { RefusalError } from '../domain/errors.js';
 import { validateTransfer, type TransferRequest } from '../domain/transfer.js';
@@ -72,7 +74,6 @@ export async function handleRequest(row: RequestRow, options: RequestHandlerOpti
   if (options.handler) return options.handler(row);
   const parsed = requestOf(row);
   if ('reason' in parsed) return { kind: 'rejected', reason: parsed.reason };
-  const { startTransfer } = await import('../client.js');
   let started: Awaited<ReturnType<typeof startTransfer>>;
   try {
     options.onStart?.(row.id);
@@ -128,8 +129,6 @@ export async function markStarted(q: pg.Pool | pg.PoolClient, ids: readonly stri
  * producer can read it where it asked: completed, or failed with the reason.
  */
 export async function followOutcomes(pool: pg.Pool, client: Client, batch = 100): Promise<number> {
-  const { describeTransfer } = await import('../client.js');
-  const { withTransaction } = await import('../db/transaction.js');
   return withTransaction(pool, async (c) => {
     const { rows } = await c.query<{ id: string }>(
       `SELECT id FROM ${REQUESTS_TABLE} WHERE state = 'started' ORDER BY handled_at LIMIT $1 FOR UPDATE SKIP LOCKED`, [batch]);

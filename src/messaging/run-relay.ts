@@ -13,17 +13,32 @@ export interface RunningRelay {
   stop(): Promise<void>;
 }
 
-/**
- * A relay with its outcome follower, as `up` runs it for the example wallet service's database
- * (TRANSFER_RELAY_MODE=log switches to the WAL-tailing relay).
- */
-export async function runRelay(options: { url: string; client: Client; taskQueue: string; mode?: RelayMode; log: (line: string) => void; example?: boolean; onSlotLag?: (bytes: number) => void }): Promise<RunningRelay> {
+export interface RunRelayOptions {
+  url: string;
+  client: Client;
+  taskQueue: string;
+  mode?: RelayMode;
+  log: (line: string) => void;
+  /** Also create the example wallet service's own table (the embedded stack's demo). */
+  example?: boolean;
+  onSlotLag?: (bytes: number) => void;
+  /** Poll mode: fallback interval and whether to LISTEN. */
+  intervalMs?: number;
+  notify?: boolean;
+  /** Log mode: replication slot. */
+  slot?: string;
+}
+
+/** A relay with its outcome follower: what `transfer relay` runs, and `up` for the example database. */
+export async function runRelay(options: RunRelayOptions): Promise<RunningRelay> {
   const mode = options.mode ?? 'poll';
   const pool = createPool(options.url, 4);
   await installRequestTable(pool);
   if (options.example) await installWalletSchema(pool);
   const common = { pool, url: options.url, client: options.client, taskQueue: options.taskQueue, log: options.log };
-  const relay = mode === 'log' ? new LogRelay(common) : new PollRelay({ ...common, intervalMs: 1_000 });
+  const relay = mode === 'log'
+    ? new LogRelay({ ...common, ...(options.slot ? { slot: options.slot } : {}) })
+    : new PollRelay({ ...common, intervalMs: options.intervalMs ?? 1_000, ...(options.notify === false ? { notify: false } : {}) });
   await relay.start();
   let following = Promise.resolve();
   const timer = setInterval(() => {

@@ -166,7 +166,9 @@ describe('log relay (logical decoding, pgoutput)', () => {
     await second.start();
     try {
       for (let i = 1; i < 6; i++) await order(`l-${tag}-${i}`, String(60 + i));
-      await until(async () => Object.values(await states(`payout-l-${tag}-`)).filter((s) => s === 'started').length === 6);
+      // The killed relay's WAL sender may hold the slot until the server notices (at most
+      // wal_sender_timeout, 60 s); the new relay retries every second until it can attach.
+      await until(async () => Object.values(await states(`payout-l-${tag}-`)).filter((s) => s === 'started').length === 6, 90_000);
       await until(async () => second.confirmed !== undefined && (await slotLag(producer, slot)).lagBytes < 1_000_000);
     } finally {
       await second.stop();
@@ -177,7 +179,7 @@ describe('log relay (logical decoding, pgoutput)', () => {
     const paid = (await t.ledger.transferRecords(`payout-l-${tag}-0`)).postings.filter((p) => p.accountId === accounts.fund);
     expect(paid.map((p) => p.amount)).toEqual(['50']); // paid once
     await producer.query('SELECT pg_drop_replication_slot($1)', [slot]);
-  });
+  }, 150_000);
 });
 
 describe('poll relay under faults', () => {

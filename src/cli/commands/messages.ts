@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
 import { openClient } from '../context.js';
+import { interrupted } from '../signals.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -12,13 +13,6 @@ function producerUrl(option?: string): string {
   return url;
 }
 
-/** Resolves on the first SIGINT/SIGTERM. */
-function interrupted(): Promise<string> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-}
 
 export function registerMessageCommands(program: Command, globals: () => GlobalOptions): void {
   const messages = program.command('messages').description("the transfer request table other services write in their own database's transaction");
@@ -76,26 +70,15 @@ export function registerMessageCommands(program: Command, globals: () => GlobalO
       if (opts.mode !== 'poll' && opts.mode !== 'log') throw new CliError(`--mode must be poll or log (got ${JSON.stringify(opts.mode)})`, EXIT.USAGE, 'USAGE');
       const intervalMs = Number(opts.interval);
       if (!Number.isInteger(intervalMs) || intervalMs < 1 || intervalMs > 3_600_000) throw new CliError('--interval must be 1 to 3600000 ms', EXIT.USAGE, 'USAGE');
-      const { createPool } = await import('../../db/transaction.js');
-      const { installRequestTable, followOutcomes } = await import('../../messaging/requests.js');
+      const { runRelay } = await import('../../messaging/run-relay.js');
       const { client, config, close } = await openClient();
-      const pool = createPool(url, 4);
-      const log = (line: string) => say(line);
       try {
-        await installRequestTable(pool);
-        const relay = opts.mode === 'poll'
-          ? new (await import('../../messaging/relay-poll.js')).PollRelay({ pool, url, client, taskQueue: config.taskQueue, intervalMs, notify: opts.notify, log })
-          : new (await import('../../messaging/relay-log.js')).LogRelay({ pool, url, client, taskQueue: config.taskQueue, slot: opts.slot, log });
-        await relay.start();
+        const relay = await runRelay({ url, client, taskQueue: config.taskQueue, mode: opts.mode, intervalMs, notify: opts.notify, slot: opts.slot, log: say });
         say(`relay (${opts.mode}) started: requests in transfer_outbox.transfer_requests → task queue ${config.taskQueue}. Ctrl-C stops.`);
-        // Outcomes are written back into the producer's rows as transfers end.
-        const follow = setInterval(() => void followOutcomes(pool, client).catch((e: Error) => log(`outcomes: ${e.message}`)), 2_000);
         await interrupted();
-        clearInterval(follow);
         await relay.stop();
-        emit(globals(), { handled: relay.handled }, () => `relay stopped after handing over ${relay.handled} request(s)`);
+        emit(globals(), { handled: relay.handled() }, () => `relay stopped after handing over ${relay.handled()} request(s)`);
       } finally {
-        await pool.end().catch(() => undefined);
         await close();
       }
     });

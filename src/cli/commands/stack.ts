@@ -5,6 +5,7 @@ import { ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.
 import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
 import { connectionOptions } from '../context.js';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
+import { interrupted } from '../signals.js';
 
 // The worker SDK, the embedded stack and the binaries resolver are heavy: each action imports what it runs.
 const load = {
@@ -47,13 +48,6 @@ async function waitForLedger(ledger: import('../../ledger/ledger.js').Ledger, wa
   if (stop.signal.aborted) throw new CliError('interrupted while waiting for the ledger', EXIT.UNREACHABLE, 'UNREACHABLE');
 }
 
-/** Resolves on the first SIGINT/SIGTERM. */
-function interrupted(): Promise<string> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-}
 
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type pg from 'pg';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
+import { interrupted } from '../signals.js';
 
 // pg and the dispatcher load only when a command runs (`--help` stays fast).
 const load = {
@@ -160,13 +161,6 @@ export function registerWebhookCommands(program: Command, globals: () => GlobalO
     });
 }
 
-/** Resolves on the first SIGINT/SIGTERM. */
-function interrupted(): Promise<string> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-}
 
 export function registerMessagingServiceCommands(program: Command): void {
   program
