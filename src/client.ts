@@ -55,10 +55,12 @@ export async function startTransfer(client: Client, taskQueue: string, request: 
   let handle: WorkflowHandle<typeof transferWorkflow>;
   let runId: string | undefined; // the run this start created or attached to (USE_EXISTING)
   try {
+    const request0 = { transferId: t.transferId, ...requested };
     const created = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
       taskQueue,
       workflowId: t.transferId,
-      args: [{ transferId: t.transferId, ...requested }],
+      args: [request0],
+      memo: { request: request0 }, // what the workflow would otherwise upsert in its first task
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       staticSummary: `Transfer ${formatMoney(t.amount, t.currency)} from ${t.from} to ${t.to}`,
