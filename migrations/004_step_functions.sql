@@ -169,7 +169,7 @@ CREATE FUNCTION ledger_hold_resolved(h holds, p_action text) RETURNS jsonb LANGU
     format('cannot %s hold %s: it is already %s', p_action, h.key, h.state), jsonb_build_object('hold', h.key, 'state', h.state))
 $$;
 
--- Locks the account of a hold (a customer account) for the rest of the transaction; false if missing.
+-- Locks a customer account row for the rest of the transaction; the row, or all NULL if there is none.
 CREATE FUNCTION ledger_lock_account(p_account_id text) RETURNS accounts LANGUAGE sql AS $$
   SELECT * FROM accounts WHERE id = p_account_id AND kind = 'customer' FOR UPDATE
 $$;
