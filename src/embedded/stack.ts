@@ -2,12 +2,12 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment, type EphemeralServerExecutable } from '@temporalio/testing';
 import { NativeConnection } from '@temporalio/worker';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
 import { startWithRetry } from '../temporal/start-retry.js';
-import { startDevServer } from '../temporal/dev-server.js';
+import { DEV_SERVER_TUNING, startDevServer } from '../temporal/dev-server.js';
 import { dataDir } from './paths.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
@@ -167,12 +167,11 @@ async function startTemporal(
     try {
       o.beforeConnect?.();
       const nativeConnection = await NativeConnection.connect({ address: server.address });
-      const connection = await Connection.connect({ address: server.address });
       return {
         nativeConnection,
-        client: new Client({ connection, namespace: 'default' }),
+        // The client shares the worker's connection, so the transfers it starts start eagerly.
+        client: new Client({ connection: nativeConnection, namespace: 'default' }),
         async stop() {
-          await connection.close().catch(() => undefined);
           await nativeConnection.close().catch(() => undefined);
           await server.stop();
         },
@@ -187,6 +186,7 @@ async function startTemporal(
     server: {
       executable, ip: '127.0.0.1', port: o.port, ui: true, uiPort: o.uiPort, namespace: 'default',
       dbFilename: o.dbFilename, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'warn' },
+      extraArgs: [...DEV_SERVER_TUNING],
     },
   }), 4, o.progress);
   return { nativeConnection: env.nativeConnection, client: env.client, stop: () => env.teardown() };
