@@ -63,8 +63,8 @@ export async function startTransfer(client: Client, taskQueue: string, request: 
       memo: { request: request0 }, // what the workflow would otherwise upsert in its first task
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      // A client on a worker's native connection (the embedded stack) hands the first workflow task
-      // straight to that worker: with the ledger steps as local activities, often the whole transfer.
+      // A client on a worker's native connection hands the first workflow task straight to that
+      // worker: with the ledger steps as local activities, often the whole transfer.
       requestEagerStart: sharesWorkerConnection(client),
       staticSummary: `Transfer ${formatMoney(t.amount, t.currency)} from ${t.from} to ${t.to}`,
       staticDetails: t.memo ? `memo: ${t.memo}` : undefined,

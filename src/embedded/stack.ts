@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment, type EphemeralServerExecutable } from '@temporalio/testing';
 import { NativeConnection } from '@temporalio/worker';
-import { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
@@ -167,11 +167,14 @@ async function startTemporal(
     try {
       o.beforeConnect?.();
       const nativeConnection = await NativeConnection.connect({ address: server.address });
+      // A client of its own (not on the worker's native connection): its long polls, such as the
+      // demo's wait for a result, must stop on Ctrl-C through withAbortSignal.
+      const connection = await Connection.connect({ address: server.address });
       return {
         nativeConnection,
-        // The client shares the worker's connection, so the transfers it starts start eagerly.
-        client: new Client({ connection: nativeConnection, namespace: 'default' }),
+        client: new Client({ connection, namespace: 'default' }),
         async stop() {
+          await connection.close().catch(() => undefined);
           await nativeConnection.close().catch(() => undefined);
           await server.stop();
         },
