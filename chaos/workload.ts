@@ -1,5 +1,5 @@
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { startTransfer } from '../src/client.js';
+import { carriedOutcome, startTransfer } from '../src/client.js';
 import type { TransferResult } from '../src/domain/transfer.js';
 import { approveSignal, cancelUpdate } from '../workflows/definitions.js';
 import type { transferWorkflow } from '../workflows/transfer.js';
@@ -165,6 +165,11 @@ export class Workload {
         record.result = await client.withDeadline(Math.min(deadline, Date.now() + 30_000), () => this.handle(record.spec.id).result());
         break;
       } catch (error) {
+        const carried = carriedOutcome(error); // an outcome other than COMPLETED, carried by its typed failure
+        if (carried) {
+          record.result = carried;
+          break;
+        }
         if (error instanceof WorkflowFailedError) {
           record.closedAs = `${error.message}: ${error.cause?.message ?? ''}`;
           break;

@@ -1,8 +1,8 @@
-import { Client, InternalConnectionLikeSymbol, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type InternalConnectionLike, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, Client, InternalConnectionLikeSymbol, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type InternalConnectionLike, type WorkflowHandle } from '@temporalio/client';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { formatMoney } from './domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from './domain/search-attributes.js';
-import { validateTransfer, type RepairRequest, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
+import { OUTCOME_FAILURE_PREFIX, validateTransfer, type RepairRequest, type TransferRequest, type TransferResult, type TransferState, type TransferStatus } from './domain/transfer.js';
 import { approveUpdate, cancelUpdate, repairUpdate, statusQuery, TRANSFER_WORKFLOW, type ApproveAnswer } from '../workflows/definitions.js';
 import { ledgerPicture, type LedgerPicture, type TransferRecords } from './repair.js';
 import type { transferWorkflow } from '../workflows/transfer.js';
@@ -104,13 +104,27 @@ async function startInput(client: Client, workflowId: string, runId?: string): P
   return input;
 }
 
+/**
+ * How a transfer ended: its run's result when COMPLETED, or the result carried by the typed failure
+ * of any other outcome (see OUTCOME_FAILURE_PREFIX). A run that failed otherwise is an error.
+ */
 export async function transferResult(handle: WorkflowHandle<typeof transferWorkflow>): Promise<TransferResult> {
   try {
     return await handle.result();
   } catch (error) {
+    const carried = carriedOutcome(error);
+    if (carried) return carried;
     if (error instanceof WorkflowFailedError) throw new Error(`transfer workflow ${handle.workflowId} failed: ${error.cause?.message ?? error.message}`);
     throw error;
   }
+}
+
+/** The TransferResult a typed outcome failure carries (undefined for any other error). */
+export function carriedOutcome(error: unknown): TransferResult | undefined {
+  if (!(error instanceof WorkflowFailedError) || !(error.cause instanceof ApplicationFailure)) return undefined;
+  const { type, details } = error.cause;
+  if (!type?.startsWith(OUTCOME_FAILURE_PREFIX) || !details?.[0] || typeof details[0] !== 'object') return undefined;
+  return details[0] as TransferResult;
 }
 
 const STATUS_QUERY_TIMEOUT_MS = 10_000;
@@ -133,8 +147,8 @@ export async function describeTransfer(client: Client, id: string, readLedger?: 
     ...(description.closeTime ? { closedAt: description.closeTime.toISOString() } : {}),
     runStatus,
   };
-  if (runStatus === 'COMPLETED') {
-    const result = await handle.result();
+  const result = runStatus === 'COMPLETED' || runStatus === 'FAILED' ? await transferResult(handle).catch(() => undefined) : undefined;
+  if (result) {
     return { ...base, status: result.status, amount: result.amount, ...(result.reason ? { reason: result.reason, message: result.message } : {}), result };
   }
   if (runStatus === 'RUNNING') {

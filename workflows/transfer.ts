@@ -6,6 +6,7 @@ import { RefusalError } from '../src/domain/errors.js';
 import { formatMoney } from '../src/domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from '../src/domain/search-attributes.js';
 import {
+  outcomeFailureType,
   stepKey,
   type StepName,
   type StepRecord,
@@ -34,6 +35,8 @@ export const APPROVAL_TOMBSTONES_PATCH = 'approval-cancel-tombstones';
  * with activity tasks and their upserts.
  */
 export const FAST_PATH_PATCH = 'local-ledger-steps';
+/** Marks histories where an outcome other than COMPLETED closes the run as Failed (typed, carrying the result). */
+export const TYPED_OUTCOME_PATCH = 'outcome-as-typed-failure';
 
 const policy = wf.proxyLocalActivities<TransferActivities>(POLICY_OPTIONS);
 const reserving = wf.proxyActivities<TransferActivities>(RESERVE_OPTIONS);
@@ -233,6 +236,9 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     // Let a waiting cancel or repair update return its answer before the run closes (not
     // cancellable: after a workflow cancellation the transfer still reports how it ended).
     await wf.CancellationScope.nonCancellable(() => wf.condition(wf.allHandlersFinished));
+    if (status !== 'COMPLETED' && wf.patched(TYPED_OUTCOME_PATCH)) {
+      throw wf.ApplicationFailure.create({ type: outcomeFailureType(status), message: outcomeMessage(result), nonRetryable: true, details: [result] });
+    }
     return result;
   }
 }
@@ -250,6 +256,12 @@ async function guarded(stack: Compensation[], run: () => Promise<unknown>): Prom
     if (failure.refusal) stack.pop();
     throw error;
   }
+}
+
+/** What the Web UI shows as the failure of a transfer that did not complete. */
+function outcomeMessage(result: TransferResult): string {
+  const what = `${result.status}${result.reason && result.reason !== result.status ? ` (${result.reason})` : ''}`;
+  return `${what}: ${result.message ?? 'see the result'}; money: debit ${result.sides?.debit ?? '-'}, credit ${result.sides?.credit ?? '-'}`;
 }
 
 function invalidResult(transferId: string, input: unknown): Omit<TransferResult, 'status' | 'holds' | 'postings' | 'compensations' | 'steps'> {

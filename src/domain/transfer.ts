@@ -95,6 +95,16 @@ export function validateTransfer(input: unknown, workflowId?: string): ValidTran
 export type TransferOutcome = 'COMPLETED' | 'FAILED' | 'COMPENSATED' | 'CANCELLED' | 'RESOLVED';
 
 /**
+ * A transfer that ends other than COMPLETED closes its workflow run as Failed with a non-retryable
+ * ApplicationFailure of this type (TRANSFER_FAILED, TRANSFER_COMPENSATED, …) whose first detail is
+ * the TransferResult: the Web UI's list and `temporal workflow list` then tell at a glance which
+ * transfers did not complete, and the result is still all there. `transferResult` in src/client.ts
+ * reads it back.
+ */
+export const OUTCOME_FAILURE_PREFIX = 'TRANSFER_';
+export const outcomeFailureType = (status: Exclude<TransferOutcome, 'COMPLETED'>): string => `${OUTCOME_FAILURE_PREFIX}${status}`;
+
+/**
  * What the TransferStatus search attribute and the status query show. NEEDS_ATTENTION: a compensation
  * was refused; the transfer waits for an operator (`transfer repair`).
  */

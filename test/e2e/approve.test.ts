@@ -6,7 +6,7 @@ import { parseJson, runCli } from '../support/cli.js';
 import { waitFor } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { createTestWorker, testPolicy, uniqueTaskQueue, useDevServer } from '../support/temporal.js';
-import { expectBalances, openFunded, startTransfer } from '../support/transfers.js';
+import { expectBalances, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 /** `transfer approve` is answered by the workflow: a refused approval exits 1 and approves nothing. */
 type Json = Record<string, any>;
@@ -45,7 +45,7 @@ describe('transfer approve (CLI subprocess, dev server)', () => {
 
       const ok = await approve('--by', 'bob');
       expect([ok.code, ok.body]).toEqual([0, { id, approved: true, by: 'bob' }]);
-      expect((await handle.result()).status).toBe('COMPLETED');
+      expect((await outcomeOf(handle)).status).toBe('COMPLETED');
     });
     await expectBalances(t.ledger, { [from]: { posted: '94000' }, [to]: { posted: '6000' } });
   });

@@ -10,6 +10,7 @@ import { accountOnShard, type TestLedger } from '../support/ledger.js';
 import { ledgerChanges, snapshotLedger, unexpectedChanges } from '../support/ledger-snapshot.js';
 import { createTestWorker, testPolicy, uniqueTaskQueue, useDevServer } from '../support/temporal.js';
 import { cliCases, ledgerCases, updateCases, workflowCases, type Fixture } from './bad-input.catalogue.js';
+import { outcomeOf } from '../support/transfers.js';
 
 /**
  * The catalogue of bad input (bad-input.catalogue.ts) fed through every door: each case must be
@@ -113,7 +114,7 @@ describe('bad input is refused everywhere it enters, and the ledger is unchanged
     const changed = await ledgerChangesBy(cases.flatMap((c) => c.refusedKeys ?? []), async () => {
       await runAll(cases, 8, async (c) => {
         const handle = await env.client.workflow.start(TRANSFER_WORKFLOW, { taskQueue, workflowId: c.workflowId, args: c.args });
-        const result = (await handle.result()) as TransferResult;
+        const result = (await outcomeOf(handle)) as TransferResult;
         judge(failures, `workflow ${c.label}`, { code: result.reason, message: result.message }, c, result.status === 'FAILED' ? [] : [`status ${result.status}, want FAILED`]);
       });
     });

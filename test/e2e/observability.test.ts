@@ -6,7 +6,7 @@ import { runWorker, type RunningWorker } from '../../src/runtime.js';
 import { TRANSFER_WORKFLOW } from '../../workflows/definitions.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { connectDevServer, uniqueTaskQueue } from '../support/temporal.js';
-import { openFunded, startTransfer } from '../support/transfers.js';
+import { openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 /** What an operator sees of the worker: JSON log lines carrying transfer ids, and Prometheus metrics. */
 let t: TestLedger;
@@ -45,12 +45,12 @@ describe('worker observability', () => {
     const to = await openFunded(t.ledger, 1, 'obs-to', '0');
     const frozen = await openFunded(t.ledger, 1, 'obs-frozen', '0');
     await t.ledger.setStatus(frozen, 'frozen');
-    expect((await (await startTransfer(env, taskQueue, { transferId: 'obs-ok', from, to, amount: '100', currency: 'USD' })).result()).status).toBe('COMPLETED');
-    expect((await (await startTransfer(env, taskQueue, { transferId: 'obs-poor', from, to, amount: '999999', currency: 'USD' })).result()).status).toBe('FAILED');
-    expect((await (await startTransfer(env, taskQueue, { transferId: 'obs-comp', from, to: frozen, amount: '50', currency: 'USD' })).result()).status).toBe('COMPENSATED');
+    expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: 'obs-ok', from, to, amount: '100', currency: 'USD' }))).status).toBe('COMPLETED');
+    expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: 'obs-poor', from, to, amount: '999999', currency: 'USD' }))).status).toBe('FAILED');
+    expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: 'obs-comp', from, to: frozen, amount: '50', currency: 'USD' }))).status).toBe('COMPENSATED');
     // A second run of a finished transfer, forced past the id policy: four replays, no money moves.
     const again = await env.client.workflow.start(TRANSFER_WORKFLOW, { taskQueue, workflowId: 'obs-ok', args: [{ from, to, amount: '100', currency: 'USD' }], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
-    expect((await again.result()).status).toBe('COMPLETED');
+    expect((await outcomeOf(again)).status).toBe('COMPLETED');
 
     const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
     expect(sample(text, 'transfer_outcomes_total', { status: 'COMPLETED' })).toBe(2);

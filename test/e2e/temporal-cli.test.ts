@@ -48,6 +48,22 @@ async function temporalJson<T = Record<string, unknown>>(...args: string[]): Pro
   }
 }
 
+/**
+ * `temporal workflow result` for a transfer: exit 0 with the result when it COMPLETED; exit 1 when it
+ * ended otherwise, with the run's typed failure (TRANSFER_<STATUS>) carrying the result in its details.
+ */
+async function transferOutcome(workflowId: string): Promise<{ runStatus: string; failureType?: string; result: Record<string, unknown> }> {
+  const full = ['workflow', 'result', '--workflow-id', workflowId, '--output', 'json', '--address', inject('devServerAddress'), '--namespace', 'default'];
+  const stdout = await exec(cliPath(), full, { timeout: 30_000 }).then((r) => r.stdout, (error: { code?: number; stdout?: string }) => {
+    if (error.code !== 1 || !error.stdout) throw error;
+    return error.stdout; // the CLI exits 1 for a failed run and still prints it
+  });
+  const answer = JSON.parse(stdout) as { status: string; result?: Record<string, unknown>; closeEvent?: { workflowExecutionFailedEventAttributes?: { failure?: { applicationFailureInfo?: { type?: string; details?: Record<string, unknown>[] } } } } };
+  const failure = answer.closeEvent?.workflowExecutionFailedEventAttributes?.failure?.applicationFailureInfo;
+  if (answer.status === 'COMPLETED') return { runStatus: answer.status, result: answer.result ?? {} };
+  return { runStatus: answer.status, ...(failure?.type ? { failureType: failure.type } : {}), result: failure?.details?.[0] ?? {} };
+}
+
 interface Payload {
   data?: string;
   metadata?: Record<string, string>;
@@ -179,8 +195,8 @@ describe('temporal CLI against the dev server', () => {
       expect(update.name).toBe('cancel');
       expect(update.result).toMatchObject({ transferId: id, status: 'CANCELLED', reason: 'CANCELLED', message: 'cli', holds: [], postings: [] });
 
-      const result = await temporalJson<{ status: string; result: Record<string, unknown> }>('workflow', 'result', '--workflow-id', id);
-      expect(result).toMatchObject({ status: 'COMPLETED', result: { status: 'CANCELLED' } });
+      // A transfer that did not complete closes its run Failed, typed, with the result attached.
+      expect(await transferOutcome(id)).toMatchObject({ runStatus: 'FAILED', failureType: 'TRANSFER_CANCELLED', result: { transferId: id, status: 'CANCELLED', message: 'cli' } });
     });
     const described = await temporalJson<Describe>('workflow', 'describe', '--workflow-id', id);
     expect(searchAttributes(described.workflowExecutionInfo)).toMatchObject({ TransferStatus: 'CANCELLED', Amount: 150000 });

@@ -7,6 +7,7 @@ import { TRANSFER_WORKFLOW } from '../../workflows/definitions.js';
 import { parseJson, runCli } from '../support/cli.js';
 import { accountOnShard, type TestLedger } from '../support/ledger.js';
 import { createTestWorker, testPolicy, uniqueTaskQueue, useDevServer } from '../support/temporal.js';
+import { outcomeOf } from '../support/transfers.js';
 
 /**
  * A transfer id names one transfer. Starting it again with the same parameters answers with that
@@ -119,7 +120,7 @@ describe('a reused transfer id through startTransfer', () => {
     const id = `reuse-${tag}-closed`;
     // Started the way `temporal workflow start --input` would: a raw JSON object, amount as a number.
     const raw = await env.client.workflow.start(TRANSFER_WORKFLOW, { taskQueue, workflowId: id, args: [{ from: ids.alice, to: ids.bob, amount: 300, currency: 'USD' }] });
-    expect((await raw.result()).status).toBe('COMPLETED');
+    expect((await outcomeOf(raw)).status).toBe('COMPLETED');
     const same = await startTransfer(env.client, taskQueue, request(id, '300'));
     expect([same.started, same.request]).toEqual([false, { from: ids.alice, to: ids.bob, amount: '300', currency: 'USD' }]);
     const error = await startTransfer(env.client, taskQueue, { ...request(id, '300'), currency: 'EUR' }).catch((e: unknown) => e);

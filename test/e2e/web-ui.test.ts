@@ -9,7 +9,7 @@ import { ensureChromium, launchChromium, type HeadlessChromium } from '../suppor
 import { withTransferWorker } from '../support/control.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { connectDevServer } from '../support/temporal.js';
-import { openFunded } from '../support/transfers.js';
+import { openFunded, outcomeOf } from '../support/transfers.js';
 
 /**
  * What an operator sees: headless Chromium on the dev server's Web UI (UI 2.42 with CLI 1.5.1),
@@ -54,7 +54,7 @@ beforeAll(async () => {
       startTransfer(env.client, taskQueue, { transferId: ids.failed, from: accounts.poor, to: accounts.payee, amount: '5000', currency: 'USD' }),
       startTransfer(env.client, taskQueue, { transferId: ids.compensated, from: accounts.payer, to: accounts.frozen, amount: '1200', currency: 'USD' }),
     ]);
-    return Promise.all(started.map((s) => s.handle.result()));
+    return Promise.all(started.map((s) => outcomeOf(s.handle)));
   });
   expect(results.map((r) => [r.status, r.reason])).toEqual([
     ['COMPLETED', undefined],
@@ -140,6 +140,34 @@ function searchAttributesFrom(text: string): Record<string, unknown> {
 }
 
 describe('Temporal Web UI, as an operator uses it', () => {
+  it('the list shows which transfers did not complete: Failed, with the outcome as the failure type', async ({ skip }) => {
+    if (skipReason) skip(skipReason);
+    const page = await newPage();
+    try {
+      // Only this test's transfers (other tests share the server); the status column is the point.
+      const query = `WorkflowId IN ('${ids.completed}', '${ids.failed}', '${ids.compensated}')`;
+      await openList(page, query, ids.compensated);
+      await openList(page, query, ids.completed);
+      const statusOf = async (id: string) => {
+        const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: id, exact: true }) });
+        return (await row.first().innerText()).split(/\s+/).find((word) => ['Completed', 'Failed', 'Running', 'Canceled', 'Terminated'].includes(word));
+      };
+      expect(await statusOf(ids.completed)).toBe('Completed');
+      expect(await statusOf(ids.failed)).toBe('Failed');
+      expect(await statusOf(ids.compensated)).toBe('Failed');
+      await shot(page, 'list-outcomes');
+
+      // The run page of a compensated transfer: the failure names the outcome and why.
+      await page.getByRole('link', { name: ids.compensated, exact: true }).first().click();
+      await page.waitForURL(/\/history$/);
+      await expectHeader(page, ids.compensated, 'Failed');
+      await page.getByRole('main').getByText('TRANSFER_COMPENSATED').first().waitFor({ state: 'visible' });
+      await page.getByRole('main').getByText(/COMPENSATED \(ACCOUNT_FROZEN\)/).first().waitFor({ state: 'visible' });
+    } finally {
+      await page.close();
+    }
+  });
+
   it('filters the workflow list by TransferStatus and links to the run page', async ({ skip }) => {
     if (skipReason) skip(skipReason);
     const page = await newPage();
@@ -214,8 +242,8 @@ describe('Temporal Web UI, as an operator uses it', () => {
     try {
       await page.goto(`${inject('devServerUi')}/namespaces/default/workflows/${ids.compensated}`);
       await page.waitForURL(/\/history$/);
-      // The workflow run completed; the transfer's own outcome is in the result and the search attribute.
-      await expectHeader(page, ids.compensated, 'Completed');
+      // The run closed Failed (typed TRANSFER_COMPENSATED); the full result rides in the failure's details.
+      await expectHeader(page, ids.compensated, 'Failed');
       await page.getByText(`compensateDebit • release 12.00 USD held on ${payer}`).first().waitFor({ state: 'visible' });
       expect(await scheduledSummaries(page, 3)).toEqual([`reserve 12.00 USD on ${payer}`, `reserve 12.00 USD credit on ${frozen}`, `release 12.00 USD held on ${payer}`]);
       const main = page.getByRole('main');

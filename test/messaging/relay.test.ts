@@ -10,6 +10,7 @@ import { followOutcomes, installRequestTable, REQUESTS_TABLE } from '../../src/m
 import { startTransfer } from '../../src/client.js';
 import { accountOnShard, type TestLedger } from '../support/ledger.js';
 import { createTestWorker, uniqueTaskQueue, useDevServer } from '../support/temporal.js';
+import { outcomeOf } from '../support/transfers.js';
 
 /**
  * Inbound transactional messages: a producer service writes a transfer request in the same local
@@ -105,7 +106,7 @@ describe('poll relay', () => {
       await late.query('COMMIT');
       late.release();
       await until(async () => (await states(`payout-p-${tag}-late`))[`payout-p-${tag}-late`] !== 'pending');
-      await env.client.workflow.getHandle(`payout-p-${tag}-0`).result();
+      await outcomeOf(env.client.workflow.getHandle(`payout-p-${tag}-0`));
       for (let i = 0; i < 20 && (await followOutcomes(producer, env.client)) >= 0; i++) {
         const s = await states(`payout-p-${tag}-`);
         if (Object.values(s).every((x) => x !== 'started')) break;
@@ -174,7 +175,7 @@ describe('log relay (logical decoding, pgoutput)', () => {
       await second.stop();
     }
     expect(starts.filter((id) => id === `payout-l-${tag}-0`)).toHaveLength(2); // re-delivered once
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => env.client.workflow.getHandle(`payout-l-${tag}-${i}`).result()));
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => outcomeOf(env.client.workflow.getHandle(`payout-l-${tag}-${i}`))));
     expect(results.map((r) => (r as { status: string }).status)).toEqual(Array(6).fill('COMPLETED'));
     const paid = (await t.ledger.transferRecords(`payout-l-${tag}-0`)).postings.filter((p) => p.accountId === accounts.fund);
     expect(paid.map((p) => p.amount)).toEqual(['50']); // paid once
@@ -216,7 +217,7 @@ describe('poll relay under faults', () => {
     }
     expect(crashOnce || cutOnce).toBe(false);
     expect(starts.get(`payout-f-${tag}-0`)).toBeGreaterThanOrEqual(2); // handed over again after the crash
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => env.client.workflow.getHandle(`payout-f-${tag}-${i}`).result()));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => outcomeOf(env.client.workflow.getHandle(`payout-f-${tag}-${i}`))));
     expect(results.map((r) => (r as { status: string }).status)).toEqual(Array(10).fill('COMPLETED'));
     for (let i = 0; i < 10; i++) {
       const credits = (await t.ledger.transferRecords(`payout-f-${tag}-${i}`)).postings.filter((p) => p.accountId === accounts.fund);

@@ -1,11 +1,17 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { expect } from 'vitest';
-import type { TransferRequest } from '../../src/domain/transfer.js';
+import { transferResult } from '../../src/client.js';
+import type { TransferRequest, TransferResult } from '../../src/domain/transfer.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { TRANSFER_WORKFLOW } from '../../workflows/definitions.js';
 import type { transferWorkflow } from '../../workflows/transfer.js';
 import { accountOnShard } from './ledger.js';
+
+/** How a transfer ended: the run's result, or the result its typed outcome failure carries. */
+export function outcomeOf(handle: WorkflowHandle): Promise<TransferResult> {
+  return transferResult(handle as WorkflowHandle<typeof transferWorkflow>);
+}
 
 export async function openFunded(ledger: Ledger, shard: number, prefix: string, amount: string, currency = 'USD'): Promise<string> {
   const id = accountOnShard(ledger, shard, prefix);

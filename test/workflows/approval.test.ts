@@ -5,7 +5,7 @@ import { APPROVAL_REFUSED, approveSignal, approveUpdate, statusQuery } from '../
 import { waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { useTimeSkipping } from '../support/temporal.js';
-import { expectBalances, openFunded, scheduledActivities, startTransfer } from '../support/transfers.js';
+import { expectBalances, openFunded, scheduledActivities, startTransfer, outcomeOf } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -42,7 +42,7 @@ describe('approval: who approved, and only an approver who is not the requester'
       await expectBalances(t.ledger, { [from]: { posted: '100000' } });
 
       expect(await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).toEqual({ approved: true, by: 'bob' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result.status).toBe('COMPLETED');
     const approvals = result.steps.filter((s) => s.step === 'approval').map((s) => `${s.outcome}: ${s.detail}`);
@@ -63,7 +63,7 @@ describe('approval: who approved, and only an approver who is not the requester'
       const handle = await startTransfer(env, taskQueue, { transferId: 'aps-1', from, to, amount: '5000', currency: 'USD', requestedBy: 'alice' });
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
       await handle.signal(approveSignal, { by: 'bob' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result.status).toBe('COMPLETED');
     expect(result.steps[0]).toMatchObject({ step: 'approval', outcome: 'ok', detail: 'approved by bob' });
@@ -77,7 +77,7 @@ describe('approval: who approved, and only an approver who is not the requester'
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
       expect(await refusalOf(handle.executeUpdate(approveUpdate, { args: [{ by: 'carol' }] }))).toMatchObject({ type: APPROVAL_REFUSED });
       expect(await handle.executeUpdate(approveUpdate, { args: [{ by: 'dave' }] })).toEqual({ approved: true, by: 'dave' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result.status).toBe('COMPLETED');
   });

@@ -11,7 +11,7 @@ import { repairUpdate, statusQuery } from '../../workflows/definitions.js';
 import { after, waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { capturingLogger, useTimeSkipping } from '../support/temporal.js';
-import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
+import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -63,7 +63,7 @@ describe('a refused compensation stops for an operator (NEEDS_ATTENTION), a tran
       const state = await handle.executeUpdate(repairUpdate, { args: [{ action: 'retry', by: 'ops' }] });
       expect(state.result?.status).toBe('COMPENSATED');
       expect(lines).toContainEqual({ level: 'warn', fields: { transferId: 'nr-1', step: 'void-debit', action: 'retry', by: 'ops', note: '' }, msg: 'operator repair: retry void-debit' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'voided' }], sides: { debit: 'voided', credit: 'none' } });
     await expectBalances(t.ledger, { [from]: { posted: '1000' }, [to]: { posted: '0' } });
@@ -76,7 +76,7 @@ describe('a refused compensation stops for an operator (NEEDS_ATTENTION), a tran
     await t.ledger.setStatus(to, 'frozen');
     let faults = 3;
     const ledger = ledgerWithVoidFault(t.ledger, () => (faults-- > 0 ? new Error('connection reset (test)') : undefined));
-    const result = await withTransferWorker(env, ledger, {}, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'nt-1', from, to, amount: '300', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, ledger, {}, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'nt-1', from, to, amount: '300', currency: 'USD' })));
     expect(result).toMatchObject({ status: 'COMPENSATED', compensations: [{ step: 'void-debit', outcome: 'voided' }] });
     expect(result.steps.map((s) => s.outcome)).not.toContain('blocked');
     expect(result.steps.find((s) => s.step === 'void-debit')).toMatchObject({ attempt: 4 });
@@ -91,7 +91,7 @@ describe('a refused compensation stops for an operator (NEEDS_ATTENTION), a tran
       await t.ledger.refund({ key: 'ops:refund-by-hand', holdKey: 'ar-1:reserve-debit', accountId: from });
       t.clock.advance(16 * 60_000);
     });
-    const result = await withTransferWorker(env, t.ledger, { wrap }, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'ar-1', from, to, amount: '3000', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, t.ledger, { wrap }, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'ar-1', from, to, amount: '3000', currency: 'USD' })));
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'refunded', credit: 'expired' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'already_expired' }, { step: 'refund-debit', outcome: 'already_refunded' }]);
     await expectBalances(t.ledger, { [from]: { posted: '3000' }, [to]: { posted: '0' } }); // refunded once, not twice
@@ -142,7 +142,7 @@ describe('a refused compensation stops for an operator (NEEDS_ATTENTION), a tran
 
       const resolved = await handle.executeUpdate(repairUpdate, { args: [{ action: 'resolve', note: 'credit reversed by hand, ticket 42', by: 'ops' }] });
       expect(resolved.result).toMatchObject({ status: 'RESOLVED' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result).toMatchObject({
       status: 'RESOLVED',

@@ -5,7 +5,7 @@ import { cancelUpdate, statusQuery } from '../../workflows/definitions.js';
 import { fenced, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { Latch, useDevServer } from '../support/temporal.js';
-import { expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
+import { expectBalances, expectLedgerClean, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -72,7 +72,7 @@ describe('cancel while a reservation is in flight', () => {
       // cancel command for an activity that completed in the same instant; a real server does not).
       await waitFor(async () => (await handle.describe()).status.name !== 'RUNNING');
       latch.open();
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED' });
     expect(result.compensations.map((c) => c.step)).toEqual(['void-credit', 'void-debit']);

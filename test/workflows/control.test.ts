@@ -7,7 +7,7 @@ import type { TestLedger } from '../support/ledger.js';
 import { pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import { refusalCodeOf } from '../support/refusals.js';
 import { Latch, useTimeSkipping } from '../support/temporal.js';
-import { expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer } from '../support/transfers.js';
+import { expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer, outcomeOf } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -55,7 +55,7 @@ describe('control: cancel before reserving and while posting, approval', () => {
       const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-wf-approval', from, to, amount: '6000', currency: 'USD' });
       await waitFor(async () => (await handle.query(statusQuery)).status === 'AWAITING_APPROVAL');
       await handle.cancel();
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED', holds: [] });
     expect(await lateReservations(from, to, 'cancel-wf-approval', '6000')).toEqual(['FENCED', 'FENCED']);
@@ -73,7 +73,7 @@ describe('control: cancel before reserving and while posting, approval', () => {
       expect(rejected).toBeInstanceOf(WorkflowUpdateFailedError);
       expect(String((rejected as WorkflowUpdateFailedError).cause?.message)).toMatch(/can no longer be cancelled/);
       latch.open();
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result.status).toBe('COMPLETED');
     await expectBalances(t.ledger, { [from]: { posted: '900' }, [to]: { posted: '100' } });
@@ -90,7 +90,7 @@ describe('control: cancel before reserving and while posting, approval', () => {
       await env.sleep('23h'); // time skips; still inside the 24 h window
       await expectBalances(t.ledger, { [from]: { posted: '100000' } });
       await handle.signal(approveSignal, { by: 'risk-team' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(result.status).toBe('COMPLETED');
     expect(result.steps.map((s) => s.step)).toEqual(['approval', 'reserve-debit', 'reserve-credit', 'post-debit', 'post-credit']);
@@ -104,7 +104,7 @@ describe('control: cancel before reserving and while posting, approval', () => {
     const startedAt = await env.currentTimeMs();
     const wallStart = Date.now();
     const result: TransferResult = await withTransferWorker(env, t.ledger, { approvalThreshold: '1000' }, async (taskQueue) =>
-      (await startTransfer(env, taskQueue, { transferId: 'approve-timeout', from, to, amount: '1000', currency: 'USD' })).result(),
+      outcomeOf(await startTransfer(env, taskQueue, { transferId: 'approve-timeout', from, to, amount: '1000', currency: 'USD' })),
     );
     expect(result).toMatchObject({ status: 'CANCELLED', reason: 'APPROVAL_TIMEOUT', holds: [], compensations: [{ step: 'void-credit', outcome: 'null_compensation' }, { step: 'void-debit', outcome: 'null_compensation' }] });
     expect(await lateReservations(from, to, 'approve-timeout', '1000')).toEqual(['FENCED', 'FENCED']);

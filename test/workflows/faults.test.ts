@@ -6,7 +6,7 @@ import type { TransferActivities } from '../../activities/index.js';
 import { startTransfer as startOnce, transferResult } from '../../src/client.js';
 import type { TestLedger } from '../support/ledger.js';
 import { createTestWorker, Latch, uniqueTaskQueue, useTimeSkipping } from '../support/temporal.js';
-import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
+import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -43,7 +43,7 @@ describe('faults: lost responses, dead workers, duplicate starts', () => {
       return { ...acts, reserveDebit: wrap('reserveDebit'), postDebit: wrap('postDebit'), postCredit: wrap('postCredit') } as TransferActivities;
     };
     const result = await withWorker(taskQueue, loseFirstResponse, async () =>
-      (await startTransfer(env, taskQueue, { transferId: 'lost-1', from, to, amount: '400', currency: 'USD' })).result(),
+      outcomeOf(await startTransfer(env, taskQueue, { transferId: 'lost-1', from, to, amount: '400', currency: 'USD' })),
     );
     expect(result.status).toBe('COMPLETED');
     const byStep = Object.fromEntries(result.steps.map((s) => [s.step, s]));
@@ -81,7 +81,7 @@ describe('faults: lost responses, dead workers, duplicate starts', () => {
 
     await expectBalances(t.ledger, { [from]: { posted: '800', pendingDebits: '800' }, [to]: { posted: '0', pendingCredits: '800' } });
 
-    const result = await withWorker(taskQueue, undefined, () => handle.result());
+    const result = await withWorker(taskQueue, undefined, () => outcomeOf(handle));
     expect(result.status).toBe('COMPLETED');
     await expectBalances(t.ledger, { [from]: { posted: '0' }, [to]: { posted: '800' } });
     await expectLedgerClean(t.ledger);
@@ -118,7 +118,7 @@ describe('faults: lost responses, dead workers, duplicate starts', () => {
     // Even a fresh run forced past the id policy cannot pay twice: every ledger key replays.
     const again = await withWorker(taskQueue, undefined, async () => {
       const handle = await env.client.workflow.start('transferWorkflow', { taskQueue, workflowId: 'once-1', args: [request], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(again.status).toBe('COMPLETED');
     expect(again.steps.map((s: { replayed?: boolean }) => s.replayed)).toEqual([true, true, true, true]);
@@ -127,7 +127,7 @@ describe('faults: lost responses, dead workers, duplicate starts', () => {
     // A fresh run of the same id with other parameters is a reused key: refused, nothing touched.
     const changed = await withWorker(taskQueue, undefined, async () => {
       const handle = await env.client.workflow.start('transferWorkflow', { taskQueue, workflowId: 'once-1', args: [{ ...request, amount: '999' }], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
-      return handle.result();
+      return outcomeOf(handle);
     });
     expect(changed).toMatchObject({ status: 'FAILED', reason: 'IDEMPOTENCY_KEY_REUSED', compensations: [] });
     const records = await t.ledger.transferRecords('once-1');

@@ -3,7 +3,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { after, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { useTimeSkipping } from '../support/temporal.js';
-import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer } from '../support/transfers.js';
+import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -24,7 +24,7 @@ describe('outcomes say what the ledger holds', () => {
     });
     const result = await withTransferWorker(env, t.ledger, { wrap: stall }, async (taskQueue) => {
       const handle = await startTransfer(env, taskQueue, { transferId: 'exp2-1', from, to, amount: '900', currency: 'USD' });
-      const r = await handle.result();
+      const r = await outcomeOf(handle);
       expect(await activityFailures(handle)).toEqual([{ activity: 'postDebit', type: 'HOLD_EXPIRED', nonRetryable: true, message: expect.any(String) }]);
       return r;
     });
@@ -42,7 +42,7 @@ describe('outcomes say what the ledger holds', () => {
       await t.ledger.sweepExpired();
       await t.ledger.setStatus(to, 'frozen');
     });
-    const result = await withTransferWorker(env, t.ledger, { wrap: stall }, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'exp3-1', from, to, amount: '500', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, t.ledger, { wrap: stall }, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'exp3-1', from, to, amount: '500', currency: 'USD' })));
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'already_expired' }], sides: { debit: 'expired', credit: 'none' } });
     await expectLedgerClean(t.ledger);
   });
@@ -50,7 +50,7 @@ describe('outcomes say what the ledger holds', () => {
   it('still ends FAILED when nothing was ever held, and says so per side', async () => {
     const from = await openFunded(t.ledger, 0, 'none-from', '10');
     const to = await openFunded(t.ledger, 1, 'none-to', '0');
-    const result = await withTransferWorker(env, t.ledger, {}, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'none-1', from, to, amount: '11', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, t.ledger, {}, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'none-1', from, to, amount: '11', currency: 'USD' })));
     expect(result).toMatchObject({ status: 'FAILED', reason: 'INSUFFICIENT_FUNDS', compensations: [], sides: { debit: 'none', credit: 'none' } });
   });
 });
@@ -66,7 +66,7 @@ describe('frozen accounts: holds already granted still finish', () => {
     const freeze = after('reserveDebit', async () => {
       await t.ledger.setStatus(from, 'frozen');
     });
-    const result = await withTransferWorker(env, t.ledger, { wrap: freeze }, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'fz-d', from, to, amount: '600', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, t.ledger, { wrap: freeze }, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'fz-d', from, to, amount: '600', currency: 'USD' })));
     expect(result).toMatchObject({ status: 'COMPLETED', sides: { debit: 'posted', credit: 'posted' } });
     expect((await t.ledger.getAccount(from)).status).toBe('frozen');
     await expectBalances(t.ledger, { [from]: { posted: '400' }, [to]: { posted: '600' } });
@@ -79,7 +79,7 @@ describe('frozen accounts: holds already granted still finish', () => {
     const freeze = after('reserveCredit', async () => {
       await t.ledger.setStatus(to, 'frozen');
     });
-    const result = await withTransferWorker(env, t.ledger, { wrap: freeze }, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'fz-c', from, to, amount: '250', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, t.ledger, { wrap: freeze }, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'fz-c', from, to, amount: '250', currency: 'USD' })));
     expect(result.status).toBe('COMPLETED');
     expect((await t.ledger.getAccount(to)).status).toBe('frozen');
     await expectBalances(t.ledger, { [from]: { posted: '750' }, [to]: { posted: '250' } });
@@ -93,7 +93,7 @@ describe('frozen accounts: holds already granted still finish', () => {
       await t.ledger.setStatus(from, 'frozen');
       t.clock.advance(16 * 60_000); // the credit hold expires: post-credit is refused
     });
-    const result = await withTransferWorker(env, t.ledger, { wrap: freezeAndStall }, async (taskQueue) => (await startTransfer(env, taskQueue, { transferId: 'fz-r', from, to, amount: '700', currency: 'USD' })).result());
+    const result = await withTransferWorker(env, t.ledger, { wrap: freezeAndStall }, async (taskQueue) => outcomeOf(await startTransfer(env, taskQueue, { transferId: 'fz-r', from, to, amount: '700', currency: 'USD' })));
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'refunded', credit: 'expired' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'already_expired' }, { step: 'refund-debit', outcome: 'refunded' }]);
     await expectBalances(t.ledger, { [from]: { posted: '1000' }, [to]: { posted: '0' } });

@@ -6,7 +6,7 @@ import { approveSignal, approveUpdate, cancelUpdate, repairUpdate, statusQuery }
 import { after, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { connectDevServer, Latch } from '../support/temporal.js';
-import { openFunded, startTransfer } from '../support/transfers.js';
+import { openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 /**
  * Records the histories the replay test replays: run with RECORD_HISTORIES=1 (and
@@ -48,10 +48,10 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
     await t.ledger.setStatus(frozen, 'frozen');
 
     await withTransferWorker(env, t.ledger, {}, async (taskQueue) => {
-      expect((await (await startTransfer(env, taskQueue, { transferId: id('completed'), from: rich, to, amount: '1000', currency: 'USD', memo: 'recorded' })).result()).status).toBe('COMPLETED');
-      expect((await (await startTransfer(env, taskQueue, { transferId: id('refused'), from: rich, to, amount: '99999999', currency: 'USD' })).result()).status).toBe('FAILED');
-      expect((await (await startTransfer(env, taskQueue, { transferId: id('compensated'), from: rich, to: frozen, amount: '500', currency: 'USD' })).result()).status).toBe('COMPENSATED');
-      expect((await (await startTransfer(env, taskQueue, { transferId: id('invalid'), from: rich, to: rich, amount: '5', currency: 'USD' })).result()).status).toBe('FAILED');
+      expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: id('completed'), from: rich, to, amount: '1000', currency: 'USD', memo: 'recorded' }))).status).toBe('COMPLETED');
+      expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: id('refused'), from: rich, to, amount: '99999999', currency: 'USD' }))).status).toBe('FAILED');
+      expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: id('compensated'), from: rich, to: frozen, amount: '500', currency: 'USD' }))).status).toBe('COMPENSATED');
+      expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: id('invalid'), from: rich, to: rich, amount: '5', currency: 'USD' }))).status).toBe('FAILED');
     });
     const latch = new Latch();
     await withTransferWorker(env, t.ledger, { wrap: pauseBefore('reserveCredit', latch) }, async (taskQueue) => {
@@ -64,7 +64,7 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
       const handle = await startTransfer(env, taskQueue, { transferId: id('approved'), from: rich, to, amount: '6000', currency: 'USD' });
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
       await handle.signal(approveSignal, { by: 'recorder' });
-      expect((await handle.result()).status).toBe('COMPLETED');
+      expect((await outcomeOf(handle)).status).toBe('COMPLETED');
     });
     for (const name of ['completed', 'refused', 'compensated', 'invalid', 'cancelled', 'approved']) await save(name, id(name));
   });
@@ -86,14 +86,14 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
       await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
       expect((await handle.executeUpdate(repairUpdate, { args: [{ action: 'retry', by: 'recorder' }] })).status).toBe('NEEDS_ATTENTION');
       await handle.executeUpdate(repairUpdate, { args: [{ action: 'resolve', note: 'recorded resolution', by: 'recorder' }] });
-      expect((await handle.result()).status).toBe('RESOLVED');
+      expect((await outcomeOf(handle)).status).toBe('RESOLVED');
     });
     const expire = after('reserveCredit', async () => {
       t.clock.advance(60 * 60_000);
       await t.ledger.sweepExpired();
     });
     await withTransferWorker(env, t.ledger, { wrap: expire }, async (taskQueue) => {
-      expect((await (await startTransfer(env, taskQueue, { transferId: id('expired'), from: rich, to, amount: '300', currency: 'USD' })).result()).status).toBe('COMPENSATED');
+      expect((await outcomeOf(await startTransfer(env, taskQueue, { transferId: id('expired'), from: rich, to, amount: '300', currency: 'USD' }))).status).toBe('COMPENSATED');
     });
     await withTransferWorker(env, t.ledger, { approvalThreshold: '5000', approvers: ['alice', 'bob'] }, async (taskQueue) => {
       const refused = await startTransfer(env, taskQueue, { transferId: id('approval-refused'), from: rich, to, amount: '6000', currency: 'USD', requestedBy: 'alice' });
@@ -102,7 +102,7 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
       await refused.signal(approveSignal, { by: 'mallory' });
       await waitFor(async () => (await refused.query(statusQuery)).lastError?.type === 'APPROVAL_REFUSED');
       await refused.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
-      expect((await refused.result()).status).toBe('COMPLETED');
+      expect((await outcomeOf(refused)).status).toBe('COMPLETED');
       const cancelled = await startTransfer(env, taskQueue, { transferId: id('approval-cancelled'), from: rich, to, amount: '6000', currency: 'USD' });
       await waitFor(async () => (await cancelled.query(statusQuery)).awaitingApproval);
       expect((await cancelled.executeUpdate(cancelUpdate, { args: [{ reason: 'recorded cancel' }] })).status).toBe('CANCELLED');

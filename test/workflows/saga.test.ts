@@ -3,7 +3,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { TestLedger } from '../support/ledger.js';
 import { createTestWorker, uniqueTaskQueue, useTimeSkipping } from '../support/temporal.js';
-import { activityFailures, expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer } from '../support/transfers.js';
+import { activityFailures, expectBalances, expectLedgerClean, openFunded, scheduledActivities, startTransfer, outcomeOf } from '../support/transfers.js';
 import type { TransferActivities } from '../../activities/index.js';
 
 let t: TestLedger;
@@ -48,7 +48,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const from = await openFunded(t.ledger, 0, 'happy-from', '10000');
     const to = await openFunded(t.ledger, 1, 'happy-to', '0');
     const handle = await startTransfer(env, taskQueue, { transferId: 'happy-1', from, to, amount: '2500', currency: 'USD', memo: 'rent' });
-    const result = await handle.result();
+    const result = await outcomeOf(handle);
     expect(result).toMatchObject({ transferId: 'happy-1', status: 'COMPLETED', amount: '2500', currency: 'USD', memo: 'rent', compensations: [], sides: { debit: 'posted', credit: 'posted' } });
     expect(result.steps.map((s) => `${s.step}:${s.outcome}`)).toEqual(['reserve-debit:ok', 'reserve-credit:ok', 'post-debit:ok', 'post-credit:ok']);
     expect(result.holds.map((h) => [h.side, h.state, h.shard])).toEqual([['debit', 'posted', 0], ['credit', 'posted', 1]]);
@@ -61,7 +61,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
   it('completes within one shard through the same code path', async () => {
     const from = await openFunded(t.ledger, 1, 'same-from', '500');
     const to = await openFunded(t.ledger, 1, 'same-to', '0');
-    const result = await (await startTransfer(env, taskQueue, { transferId: 'same-shard-1', from, to, amount: 500, currency: 'USD' })).result();
+    const result = await outcomeOf(await startTransfer(env, taskQueue, { transferId: 'same-shard-1', from, to, amount: 500, currency: 'USD' }));
     expect(result.status).toBe('COMPLETED');
     expect(result.holds.every((h) => h.shard === 1)).toBe(true);
     await expectBalances(t.ledger, { [from]: { posted: '0' }, [to]: { posted: '500' } });
@@ -72,7 +72,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const from = await openFunded(t.ledger, 0, 'poor-from', '100');
     const to = await openFunded(t.ledger, 1, 'poor-to', '0');
     const handle = await startTransfer(env, taskQueue, { transferId: 'poor-1', from, to, amount: '101', currency: 'USD' });
-    const result = await handle.result();
+    const result = await outcomeOf(handle);
     expect(result).toMatchObject({ status: 'FAILED', reason: 'INSUFFICIENT_FUNDS', holds: [], compensations: [] });
     expect(await activityFailures(handle)).toEqual([
       { activity: 'reserveDebit', type: 'INSUFFICIENT_FUNDS', nonRetryable: true, message: expect.stringContaining('insufficient') },
@@ -87,7 +87,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const to = await openFunded(t.ledger, 1, 'void-to', '0');
     await t.ledger.setStatus(to, 'frozen');
     const handle = await startTransfer(env, taskQueue, { transferId: 'void-1', from, to, amount: '4000', currency: 'USD' });
-    const result = await handle.result();
+    const result = await outcomeOf(handle);
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN', compensations: [{ step: 'void-debit', outcome: 'voided' }], sides: { debit: 'voided', credit: 'none' } });
     expect(await activityFailures(handle)).toEqual([{ activity: 'reserveCredit', type: 'ACCOUNT_FROZEN', nonRetryable: true, message: expect.any(String) }]);
     expect(await scheduledActivities(handle)).toEqual(['reserveDebit', 'reserveCredit', 'compensateDebit']);
@@ -105,7 +105,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     // The worker "stalls" after posting the debit for longer than the hold lives.
     afterStep = { postDebit: () => t.clock.advance(16 * 60_000) };
     const handle = await startTransfer(env, taskQueue, { transferId: 'refund-1', from, to, amount: '3000', currency: 'USD' });
-    const result = await handle.result();
+    const result = await outcomeOf(handle);
     afterStep = {};
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'refunded', credit: 'expired' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'already_expired' }, { step: 'refund-debit', outcome: 'refunded' }]);
@@ -124,7 +124,7 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     const to = await openFunded(t.ledger, 1, 'expire-to', '0');
     afterStep = { reserveCredit: () => t.clock.advance(60 * 60_000) };
     const handle = await startTransfer(env, taskQueue, { transferId: 'expire-1', from, to, amount: '900', currency: 'USD' });
-    const result = await handle.result();
+    const result = await outcomeOf(handle);
     afterStep = {};
     expect(result).toMatchObject({ status: 'COMPENSATED', reason: 'HOLD_EXPIRED', sides: { debit: 'expired', credit: 'voided' } });
     expect(result.compensations).toEqual([{ step: 'void-credit', outcome: 'voided' }, { step: 'void-debit', outcome: 'already_expired' }]);
@@ -143,13 +143,13 @@ describe('transfer saga (time-skipping test server, real ledger)', () => {
     ];
     for (const [i, [input, reason]] of cases.entries()) {
       const handle = await startTransfer(env, taskQueue, { transferId: `invalid-${i}`, ...input } as never);
-      const result = await handle.result();
+      const result = await outcomeOf(handle);
       expect(result, reason).toMatchObject({ status: 'FAILED', reason });
       expect(await scheduledActivities(handle)).toEqual([]);
     }
     // The transfer id inside the input must be the workflow id: one transfer, one workflow.
     const mismatched = await env.client.workflow.start('transferWorkflow', { taskQueue, workflowId: 'invalid-id', args: [{ transferId: 'other-id', from: 'a1', to: 'b1', amount: '5', currency: 'USD' }] });
-    expect(await mismatched.result()).toMatchObject({ status: 'FAILED', reason: 'INVALID_INPUT' });
+    expect(await outcomeOf(mismatched)).toMatchObject({ status: 'FAILED', reason: 'INVALID_INPUT' });
     expect(await scheduledActivities(mismatched)).toEqual([]);
     await expectLedgerClean(t.ledger);
   });

@@ -60,7 +60,7 @@ export function registerRepairCommand(program: Command, globals: () => GlobalOpt
           return;
         }
 
-        if (runStatus === 'COMPLETED') {
+        if (runStatus === 'COMPLETED' || view.result) { // a run that ended with its outcome (typed failure included)
           if (action !== undefined) throw rejected(id, `it already ended ${view.status}; nothing to repair`);
           emit(globals(), { id, runStatus, status: view.status }, () => `${id}  ${view.status}: the workflow finished it; nothing to repair`);
           return;
