@@ -19,6 +19,8 @@ export interface DevServerOptions {
   searchAttributes: SearchAttributeKey<SearchAttributeType>[];
   logFile: string;
   startTimeoutMs?: number;
+  /** Further `temporal server start-dev` arguments, appended as given (e.g. `--sqlite-pragma`, `--dynamic-config-value`). */
+  extraArgs?: readonly string[];
 }
 
 export interface RunningDevServer {
@@ -36,6 +38,7 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
     '--namespace', options.namespace, '--db-filename', options.dbFilename,
     '--log-format', 'json', '--log-level', 'warn',
     ...options.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${SA_TYPES[k.type] ?? k.type}`]),
+    ...(options.extraArgs ?? []),
   ];
   const log = createWriteStream(options.logFile, { flags: 'a' });
   const child = spawn(options.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
