@@ -480,6 +480,7 @@ async function main(): Promise<void> {
   let postgres: RunningPostgres | undefined;
   let ledger: Ledger | undefined;
   const rows: Row[] = [];
+  const failures: { group: string; error: string }[] = [];
   try {
     // Durable: fsync and synchronous_commit on, as `transfer up` runs it.
     postgres = await startEmbeddedPostgres({ dir: join(dir, 'pg'), databases: [...SHARD_DBS, 'bench_tpcb'], log: say });
@@ -490,8 +491,18 @@ async function main(): Promise<void> {
     const fsync = (await ledger.shards[0]!.pool.query<{ fsync: string; synchronous_commit: string }>('SELECT current_setting($1) AS fsync, current_setting($2) AS synchronous_commit', ['fsync', 'synchronous_commit'])).rows[0]!;
     say(`PostgreSQL ${postgres.port} (pid ${postgres.pid}): fsync=${fsync.fsync}, synchronous_commit=${fsync.synchronous_commit}; ${ACCOUNTS} accounts over 2 shards`);
 
-    if (GROUPS.has('postgres')) await tpcbRows(postgres.url('bench_tpcb'), rows);
-    if (GROUPS.has('ledger')) await ledgerRows(ledger, accounts, rows);
+    // A group that fails is reported and the run goes on with the next.
+    const attempt = async (group: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (error) {
+        failures.push({ group, error: (error as Error).message });
+        say(`${group} failed: ${(error as Error).stack}`);
+      }
+    };
+    const pgPid = postgres.pid;
+    if (GROUPS.has('postgres')) await attempt('postgres', () => tpcbRows(postgres!.url('bench_tpcb'), rows));
+    if (GROUPS.has('ledger')) await attempt('ledger', () => ledgerRows(ledger!, accounts, rows));
 
     if (GROUPS.has('temporal-ceiling') || GROUPS.has('e2e') || GROUPS.has('worker-rss')) {
       const resolved = await resolveDevServer({ progress: say });
@@ -502,37 +513,53 @@ async function main(): Promise<void> {
       const transferBundle = GROUPS.has('e2e') ? await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet }) : undefined;
 
       if (GROUPS.has('temporal-ceiling')) {
-        const t = await startTemporal(path, dir, 'default', []);
+        await attempt('temporal-ceiling', async () => {
+          const t = await startTemporal(path, dir, 'default', []);
+          try {
+            await ceilingRows(t, 'a', noopBundle, accounts, pgPid, rows);
+          } finally {
+            await t.stop();
+          }
+        });
+      }
+      await attempt('tuned dev server', async () => {
+        const t = await startTemporal(path, dir, 'tuned', TUNED_DEV_SERVER_ARGS);
         try {
-          await ceilingRows(t, 'a', noopBundle, accounts, postgres.pid, rows);
+          if (GROUPS.has('temporal-ceiling')) {
+            await attempt('temporal-ceiling', () => ceilingRows(t, 'b', noopBundle, accounts, pgPid, rows));
+            await attempt('temporal-ceiling', () => ceilingRows(t, 'c', noopBundle, accounts, pgPid, rows));
+          }
+          if (transferBundle) await attempt('e2e', () => e2eRows(t, transferBundle, shardUrls, dir, accounts, pgPid, rows));
+          if (GROUPS.has('worker-rss')) await attempt('worker-rss', () => rssRow(t, shardUrls, dir, accounts, rows));
         } finally {
           await t.stop();
         }
-      }
-      const t = await startTemporal(path, dir, 'tuned', TUNED_DEV_SERVER_ARGS);
-      try {
-        if (GROUPS.has('temporal-ceiling')) {
-          await ceilingRows(t, 'b', noopBundle, accounts, postgres.pid, rows);
-          await ceilingRows(t, 'c', noopBundle, accounts, postgres.pid, rows);
-        }
-        if (transferBundle) await e2eRows(t, transferBundle, shardUrls, dir, accounts, postgres.pid, rows);
-        if (GROUPS.has('worker-rss')) await rssRow(t, shardUrls, dir, accounts, rows);
-      } finally {
-        await t.stop();
-      }
+      });
     }
 
     const order = ['temporal-ceiling', 'e2e', 'postgres', 'ledger', 'worker-rss'];
     rows.sort((x, y) => order.indexOf(x.group) - order.indexOf(y.group));
     resolveRatios(rows);
-    const report = await ledger.verify();
+    // verify reads every shard whole: no statement timeout of the product's pools here.
+    const checker = Ledger.connect({ shardUrls, slotMap: evenSlotMap(2), pool: { max: 4, statementTimeoutMs: 1_800_000 } });
+    let verify: { ok: boolean; violations: number; seconds: number; first?: unknown[] } | { error: string };
+    const v0 = performance.now();
+    try {
+      const report = await checker.verify();
+      verify = { ok: report.ok, violations: report.violations.length, seconds: round((performance.now() - v0) / 1000, 1), ...(report.ok ? {} : { first: report.violations.slice(0, 3) }) };
+    } catch (error) {
+      verify = { error: (error as Error).message };
+    } finally {
+      await checker.close();
+    }
     const seconds = (performance.now() - clock) / 1000;
     const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memGiB: round(totalmem() / 2 ** 30, 1), node: process.version, platform: `${platform()}-${process.arch}` };
     const loadEnd = loadavg();
     console.log(`\n${QUICK ? 'quick' : 'full'} run, ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, node ${machine.node}; ${seconds.toFixed(0)} s; load average ${loadStart[0]!.toFixed(2)} at start, ${loadEnd[0]!.toFixed(2)} at end`);
     console.log('CPU ms/op: T = Temporal dev server, W = this process (worker and client), PG = postmaster and all backends\n');
     console.log(formatTable(rows));
-    console.log(`\nverify: ${report.ok ? 'ok' : `${report.violations.length} violation(s): ${JSON.stringify(report.violations.slice(0, 3))}`}`);
+    console.log(`\nverify: ${'error' in verify ? `failed: ${verify.error}` : verify.ok ? `ok (${verify.seconds} s)` : `${verify.violations} violation(s): ${JSON.stringify(verify.first)}`}`);
+    for (const f of failures) console.log(`FAILED group ${f.group}: ${f.error}`);
     const results = {
       machine, startedAt, quick: QUICK, seconds: round(seconds, 1), loadAvg1m: { start: round(loadStart[0]!), end: round(loadEnd[0]!) },
       settings: {
@@ -541,12 +568,14 @@ async function main(): Promise<void> {
         ledgerOps: LEDGER_OPS, tpcbOps: TPCB_OPS, workflows: WORKFLOWS, inFlight: IN_FLIGHT, maxSecondsPerRow: LEDGER_SECONDS, groups: [...GROUPS],
       },
       rows,
-      verify: { ok: report.ok, violations: report.violations.length },
+      verify,
+      failures,
     };
     const out = fileURLToPath(new URL('./results/latest.json', import.meta.url));
     await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
     await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
     say(`wrote ${out}`);
+    if (failures.length || 'error' in verify || !verify.ok) process.exitCode = 1;
   } finally {
     await ledger?.close();
     await postgres?.stop();
