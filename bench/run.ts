@@ -67,7 +67,7 @@ const int = (name: string, fallback: number) => {
   return v === undefined || v === '' ? fallback : Number(v);
 };
 const S = QUICK
-  ? { ledgerOps: 1500, ledgerSeconds: 2, tpcbOps: 3000, tpcbSeconds: 2, workflows: 60, workflowSeconds: 8, inFlight: 100, holdSeconds: 1, ledgerC: [8], hotC: [8], shardC: [8], temporalC: [16] }
+  ? { ledgerOps: 800, ledgerSeconds: 1.5, tpcbOps: 3000, tpcbSeconds: 1.5, workflows: 60, workflowSeconds: 6, inFlight: 100, holdSeconds: 1, ledgerC: [8], hotC: [8], shardC: [8], temporalC: [16] }
   : { ledgerOps: 2000, ledgerSeconds: 20, tpcbOps: 20000, tpcbSeconds: 15, workflows: 500, workflowSeconds: 300, inFlight: 1000, holdSeconds: 5, ledgerC: [1, 8, 32], hotC: [8, 32], shardC: [8, 32], temporalC: [16, 64] };
 const LEDGER_OPS = int('BENCH_LEDGER_OPS', S.ledgerOps);
 const LEDGER_SECONDS = int('BENCH_MAX_SECONDS', S.ledgerSeconds);
@@ -77,6 +77,8 @@ const WORKFLOWS = int('BENCH_WORKFLOWS', S.workflows);
 const WORKFLOW_SECONDS = int('BENCH_WORKFLOW_SECONDS', S.workflowSeconds);
 const IN_FLIGHT = int('BENCH_IN_FLIGHT', S.inFlight);
 const TPCB_C = [1, 8, 32];
+/** Workflows run before a Temporal row's figures start (the worker loads its bundle, connections open). */
+const WARMUP = QUICK ? 8 : 16;
 const ACCOUNTS = 64;
 const SHARD_DBS = ['bench_0', 'bench_1'];
 
@@ -321,7 +323,7 @@ function noopActivities() {
 async function runWorkflows(t: Temporal, workflowType: string, taskQueue: string, label: string, count: number, c: number, a: Accounts, check?: (result: unknown) => void): Promise<Measured> {
   return measure({ label, count, concurrency: c, maxSeconds: WORKFLOW_SECONDS }, async (i) => {
     const [from, to] = a.pair(i);
-    const result = await t.client.workflow.execute(workflowType, { taskQueue, workflowId: `${taskQueue}-${c}-${stamp}-${i}`, args: [{ from, to, amount: '1', currency: 'USD' }] });
+    const result = await t.client.workflow.execute(workflowType, { taskQueue, workflowId: `${taskQueue}-${label === 'warm-up' ? 'warm' : `c${c}`}-${stamp}-${i}`, args: [{ from, to, amount: '1', currency: 'USD' }] });
     check?.(result);
   });
 }
@@ -332,7 +334,7 @@ async function ceilingRows(t: Temporal, variant: 'a' | 'b' | 'c', bundle: { code
   // The same worker settings as the product's (`transfer up` / `transfer worker`): activity slots.
   const worker = await Worker.create({ connection: t.native, namespace: 'default', taskQueue, workflowBundle: bundle, activities: noopActivities(), maxConcurrentActivityTaskExecutions: activitySlotsFromEnv() });
   await worker.runUntil(async () => {
-    await runWorkflows(t, workflowType, taskQueue, 'warm-up', 16, 16, a);
+    await runWorkflows(t, workflowType, taskQueue, 'warm-up', WARMUP, 16, a);
     for (const c of S.temporalC) {
       const probe = cpuProbe({ temporal: t.server.pid, worker: process.pid, postgres: postgresPid });
       const m = await runWorkflows(t, workflowType, taskQueue, N.ceiling(variant, c), WORKFLOWS, c, a);
@@ -357,7 +359,7 @@ async function e2eRows(t: Temporal, bundle: { code: string }, shardUrls: string[
       if (status !== 'COMPLETED') throw new Error(`transfer ended ${status}`);
     };
     await worker.runUntil(async () => {
-      await runWorkflows(t, TRANSFER_WORKFLOW, taskQueue, 'warm-up', 16, 16, a, completed);
+      await runWorkflows(t, TRANSFER_WORKFLOW, taskQueue, 'warm-up', WARMUP, 16, a, completed);
       for (const c of S.temporalC) {
         const probe = cpuProbe({ temporal: t.server.pid, worker: process.pid, postgres: postgresPid });
         const m = await runWorkflows(t, TRANSFER_WORKFLOW, taskQueue, N.e2e(c), WORKFLOWS, c, a, completed);
