@@ -12,7 +12,8 @@ import { asActivity } from './errors.js';
  */
 
 export interface ActivityLogger {
-  info(fields: Record<string, unknown>, message: string): void;
+  /** A step that went through: debug, off the hot path unless LOG_LEVEL=debug asks for it. */
+  debug(fields: Record<string, unknown>, message: string): void;
   warn(fields: Record<string, unknown>, message: string): void;
 }
 
@@ -67,7 +68,7 @@ function summary(hold: HoldView): HoldSummary {
 export function createActivities(deps: ActivityDeps) {
   const { ledger } = deps;
   const noop = () => undefined;
-  const log = deps.log ?? { info: noop, warn: noop };
+  const log = deps.log ?? { debug: noop, warn: noop };
   const observe = deps.observer ?? { step: noop, compensation: noop };
 
   async function timed<T extends { replayed: boolean }>(transferId: string, step: string, fn: () => Promise<T>): Promise<T> {
@@ -75,7 +76,7 @@ export function createActivities(deps: ActivityDeps) {
     try {
       const result = await fn();
       observe.step(step, Date.now() - started, 'ok', result.replayed);
-      log.info({ transferId, step, replayed: result.replayed, attempt: attempt() }, result.replayed ? `${step} replayed` : `${step} done`);
+      log.debug({ transferId, step, replayed: result.replayed, attempt: attempt() }, result.replayed ? `${step} replayed` : `${step} done`);
       return result;
     } catch (error) {
       const refused = error instanceof RefusalError;

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
+import { startTransfer, transferResult } from '../src/client.js';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { StepResult } from '../activities/index.js';
 import { activitySlotsFromEnv, policyFromEnv, poolSettingsFromEnv } from '../src/config.js';
@@ -38,7 +39,7 @@ import { Ledger } from '../src/ledger/ledger.js';
 import { createLogger } from '../src/observability/logger.js';
 import { TransferMetrics } from '../src/observability/metrics.js';
 import { resolveDevServer } from '../src/temporal/binaries.js';
-import { startDevServer, type RunningDevServer } from '../src/temporal/dev-server.js';
+import { DEV_SERVER_TUNING, startDevServer, type RunningDevServer } from '../src/temporal/dev-server.js';
 import { createTransferWorker, WORKFLOWS_PATH } from '../src/worker.js';
 import { approveSignal, TRANSFER_WORKFLOW } from '../workflows/definitions.js';
 import { cpuProbe, formatTable, measure, percentiles, resolveRatios, round, row, rssMiB, type Measured, type Row } from './support.js';
@@ -49,18 +50,14 @@ const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1
 const ALL_GROUPS = ['postgres', 'ledger', 'temporal-ceiling', 'e2e', 'worker-rss'] as const;
 const GROUPS = new Set((process.env.BENCH_GROUPS ?? ALL_GROUPS.join(',')).split(',').map((g) => g.trim()));
 
-/** What "tuned" means: the settings another change brings to `transfer up`'s dev server. */
-export const TUNED_DEV_SERVER_ARGS = [
-  '--sqlite-pragma', 'journal_mode=WAL',
-  '--sqlite-pragma', 'synchronous=NORMAL',
-  '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
-];
+/** What "tuned" means: the settings `transfer up` runs its dev server with (src/temporal/dev-server.ts). */
+export const TUNED_DEV_SERVER_ARGS = DEV_SERVER_TUNING;
 
 /**
  * The ceiling variant the end-to-end rows compare their p99 with: 'b' runs the four steps as
  * regular activities (what transferWorkflow does today), 'c' as local activities.
  */
-const E2E_CEILING: 'b' | 'c' = 'b';
+const E2E_CEILING: 'b' | 'c' = 'c';
 
 const int = (name: string, fallback: number) => {
   const v = process.env[name];
@@ -277,12 +274,13 @@ interface Temporal {
   stop(): Promise<void>;
 }
 
-async function startTemporal(path: string, dir: string, label: string, extraArgs: readonly string[]): Promise<Temporal> {
+async function startTemporal(path: string, dir: string, label: string, tuned: boolean): Promise<Temporal> {
+  const extraArgs = tuned ? DEV_SERVER_TUNING : [];
   const port = await freePort(17233);
   const uiPort = await freePort(18233, [port]);
   const server = await startDevServer({
     path, ip: '127.0.0.1', port, uiPort, namespace: 'default', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES,
-    dbFilename: join(dir, `temporal-${label}.db`), logFile: join(dir, `temporal-${label}.log`), extraArgs,
+    dbFilename: join(dir, `temporal-${label}.db`), logFile: join(dir, `temporal-${label}.log`), tuned,
   });
   try {
     const native = await NativeConnection.connect({ address: server.address });
@@ -328,6 +326,21 @@ async function runWorkflows(t: Temporal, workflowType: string, taskQueue: string
   });
 }
 
+/**
+ * Transfers started the way the product starts them (src/client.ts `startTransfer`, as `transfer
+ * send` and the relay do: search attributes, memo and summary at start, the id checked against an
+ * existing run), each awaited to its outcome, which must be COMPLETED.
+ */
+async function runTransfers(t: Temporal, taskQueue: string, label: string, count: number, c: number, a: Accounts): Promise<Measured> {
+  return measure({ label, count, concurrency: c, maxSeconds: WORKFLOW_SECONDS }, async (i) => {
+    const [from, to] = a.pair(i);
+    const transferId = `${taskQueue}-${label === 'warm-up' ? 'warm' : `c${c}`}-${stamp}-${i}`;
+    const started = await startTransfer(t.client, taskQueue, { transferId, from, to, amount: '1', currency: 'USD' });
+    const result = await transferResult(started.handle);
+    if (result.status !== 'COMPLETED') throw new Error(`transfer ${transferId} ended ${result.status}`);
+  });
+}
+
 async function ceilingRows(t: Temporal, variant: 'a' | 'b' | 'c', bundle: { code: string }, a: Accounts, postgresPid: number, rows: Row[]): Promise<void> {
   const taskQueue = `ceiling-${variant}`;
   const workflowType = variant === 'c' ? 'noopLocalTransferWorkflow' : 'noopTransferWorkflow';
@@ -352,17 +365,13 @@ async function e2eRows(t: Temporal, bundle: { code: string }, shardUrls: string[
     const taskQueue = 'e2e';
     const worker = await createTransferWorker({
       connection: t.native, taskQueue, ledger, policy: policyFromEnv({}), logger, metrics: new TransferMetrics(),
-      workflowBundle: bundle, overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv() },
+      workflowBundle: bundle, overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv(), maxConcurrentLocalActivityExecutions: activitySlotsFromEnv() },
     });
-    const completed = (result: unknown) => {
-      const status = (result as TransferResult).status;
-      if (status !== 'COMPLETED') throw new Error(`transfer ended ${status}`);
-    };
     await worker.runUntil(async () => {
-      await runWorkflows(t, TRANSFER_WORKFLOW, taskQueue, 'warm-up', WARMUP, 16, a, completed);
+      await runTransfers(t, taskQueue, 'warm-up', WARMUP, 16, a);
       for (const c of S.temporalC) {
         const probe = cpuProbe({ temporal: t.server.pid, worker: process.pid, postgres: postgresPid });
-        const m = await runWorkflows(t, TRANSFER_WORKFLOW, taskQueue, N.e2e(c), WORKFLOWS, c, a, completed);
+        const m = await runTransfers(t, taskQueue, N.e2e(c), WORKFLOWS, c, a);
         const cpu = probe(m.count);
         const ceiling = rows.find((r) => r.name === N.ceiling(E2E_CEILING, c));
         const p99 = ceiling?.p99Ms ? `p99 ${round(m.p99Ms / ceiling.p99Ms, 2)}x the p99 of "${ceiling.name}" (${ceiling.p99Ms} ms)` : `ceiling ${E2E_CEILING} not run: no p99 comparison`;
@@ -516,7 +525,7 @@ async function main(): Promise<void> {
 
       if (GROUPS.has('temporal-ceiling')) {
         await attempt('temporal-ceiling', async () => {
-          const t = await startTemporal(path, dir, 'default', []);
+          const t = await startTemporal(path, dir, 'default', false);
           try {
             await ceilingRows(t, 'a', noopBundle, accounts, pgPid, rows);
           } finally {
@@ -525,7 +534,7 @@ async function main(): Promise<void> {
         });
       }
       await attempt('tuned dev server', async () => {
-        const t = await startTemporal(path, dir, 'tuned', TUNED_DEV_SERVER_ARGS);
+        const t = await startTemporal(path, dir, 'tuned', true);
         try {
           if (GROUPS.has('temporal-ceiling')) {
             await attempt('temporal-ceiling', () => ceilingRows(t, 'b', noopBundle, accounts, pgPid, rows));

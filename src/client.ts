@@ -1,4 +1,4 @@
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, InternalConnectionLikeSymbol, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type InternalConnectionLike, type WorkflowHandle } from '@temporalio/client';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { formatMoney } from './domain/money.js';
 import { AmountKey, CurrencyKey, FromAccountKey, ToAccountKey, TransferStatusKey } from './domain/search-attributes.js';
@@ -55,12 +55,17 @@ export async function startTransfer(client: Client, taskQueue: string, request: 
   let handle: WorkflowHandle<typeof transferWorkflow>;
   let runId: string | undefined; // the run this start created or attached to (USE_EXISTING)
   try {
+    const request0 = { transferId: t.transferId, ...requested };
     const created = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
       taskQueue,
       workflowId: t.transferId,
-      args: [{ transferId: t.transferId, ...requested }],
+      args: [request0],
+      memo: { request: request0 }, // what the workflow would otherwise upsert in its first task
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // A client on a worker's native connection hands the first workflow task straight to that
+      // worker: with the ledger steps as local activities, often the whole transfer.
+      requestEagerStart: sharesWorkerConnection(client),
       staticSummary: `Transfer ${formatMoney(t.amount, t.currency)} from ${t.from} to ${t.to}`,
       staticDetails: t.memo ? `memo: ${t.memo}` : undefined,
       typedSearchAttributes: [
@@ -189,4 +194,8 @@ export async function listTransfers(client: Client, filter: { status?: string; a
     if (items.length >= (filter.limit ?? 100)) break;
   }
   return items;
+}
+
+function sharesWorkerConnection(client: Client): boolean {
+  return (client.connection as InternalConnectionLike)[InternalConnectionLikeSymbol]?.supportsEagerStart === true;
 }

@@ -37,7 +37,7 @@ export async function runWorker(options: {
     policy: policyFromEnv(),
     logger: options.logger,
     metrics,
-    overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv() },
+    overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv(), maxConcurrentLocalActivityExecutions: activitySlotsFromEnv() },
     ...testFaults,
   });
   let server: Server | undefined;

@@ -67,7 +67,7 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
     activities: (options.wrapActivities ?? ((a) => a))(createActivities({
       ledger: options.ledger,
       policy: options.policy,
-      ...(logger ? { log: { info: (f, m) => logger.info(f, m), warn: (f, m) => logger.warn(f, m) } } : {}),
+      ...(logger ? { log: { debug: (f, m) => logger.debug(f, m), warn: (f, m) => logger.warn(f, m) } } : {}),
       ...(metrics ? { observer: metrics } : {}),
     })),
     sinks,

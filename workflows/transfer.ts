@@ -1,5 +1,6 @@
 import * as wf from '@temporalio/workflow';
-import type { StepResult, TransferActivities } from '../activities/index.js';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { HoldInput, ReserveInput, StepResult, TransferActivities } from '../activities/index.js';
 import { Refusal } from '../src/domain/codes.js';
 import { RefusalError } from '../src/domain/errors.js';
 import { formatMoney } from '../src/domain/money.js';
@@ -23,14 +24,22 @@ import { cancelUpdate, statusQuery, type CancelRequest } from './definitions.js'
 import { describeFailure, type StepFailure } from './failures.js';
 import { compensatedOutcome, sides } from './outcome.js';
 import type { TransferSinks } from './sinks.js';
-import { COMPENSATION_OPTIONS, POLICY_OPTIONS, POST_OPTIONS, RESERVE_OPTIONS } from './policies.js';
+import { COMPENSATION_OPTIONS, LOCAL_POST_OPTIONS, LOCAL_RESERVE_OPTIONS, POLICY_OPTIONS, POST_OPTIONS, RESERVE_OPTIONS } from './policies.js';
 
 /** Marks histories where a cancel or timeout during approval runs the voids (tombstones, hole 7). */
 export const APPROVAL_TOMBSTONES_PATCH = 'approval-cancel-tombstones';
+/**
+ * Marks histories on the fast path: the four ledger steps run as local activities, and the memo and
+ * search attributes the client already set at start are not upserted again. Older histories replay
+ * with activity tasks and their upserts.
+ */
+export const FAST_PATH_PATCH = 'local-ledger-steps';
 
 const policy = wf.proxyLocalActivities<TransferActivities>(POLICY_OPTIONS);
 const reserving = wf.proxyActivities<TransferActivities>(RESERVE_OPTIONS);
 const posting = wf.proxyActivities<TransferActivities>(POST_OPTIONS);
+const reservingLocally = wf.proxyLocalActivities<TransferActivities>(LOCAL_RESERVE_OPTIONS);
+const postingLocally = wf.proxyLocalActivities<TransferActivities>(LOCAL_POST_OPTIONS);
 const compensating = wf.proxyActivities<TransferActivities>(COMPENSATION_OPTIONS);
 const { transferMetrics } = wf.proxySinks<TransferSinks>();
 
@@ -42,6 +51,7 @@ const { transferMetrics } = wf.proxySinks<TransferSinks>();
  */
 export async function transferWorkflow(input: TransferRequest): Promise<TransferResult> {
   const { workflowId } = wf.workflowInfo();
+  const fast = wf.patched(FAST_PATH_PATCH);
   const state: TransferState = { transferId: workflowId, status: 'RUNNING', step: 'validate', holds: [], attempts: {}, cancellable: true, awaitingApproval: false };
   const steps: StepRecord[] = [];
   const postings: TransferResult['postings'] = [];
@@ -55,6 +65,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   }
   const setStatus = (status: TransferStatus) => {
     state.status = status;
+    if (fast && wf.workflowInfo().typedSearchAttributes.get(TransferStatusKey) === status) return; // already so
     wf.upsertSearchAttributes([{ key: TransferStatusKey, value: status }]);
   };
 
@@ -79,7 +90,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
       },
     },
   );
-  wf.upsertMemo({ request: input });
+  if (!fast || JSON.stringify(wf.workflowInfo().memo?.['request']) !== JSON.stringify(input)) wf.upsertMemo({ request: input });
 
   let t: ValidTransfer;
   try {
@@ -88,13 +99,17 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     if (!(error instanceof RefusalError)) throw error;
     return finish('FAILED', { type: error.code, message: error.message, refusal: true, cancelled: false }, invalidResult(workflowId, input));
   }
-  wf.upsertSearchAttributes([
+  const attributes: SearchAttributeUpdatePair[] = [
     { key: TransferStatusKey, value: 'RUNNING' },
     { key: FromAccountKey, value: t.from },
     { key: ToAccountKey, value: t.to },
     { key: CurrencyKey, value: t.currency },
     ...(t.amount <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: AmountKey, value: Number(t.amount) }] : []),
-  ]);
+  ];
+  // Clients of this package set them at start; a bare `temporal workflow start` does not.
+  const current = wf.workflowInfo().typedSearchAttributes;
+  const missing = fast ? attributes.filter((a) => current.get(a.key as never) !== a.value) : attributes;
+  if (missing.length > 0) wf.upsertSearchAttributes(missing);
   const money = formatMoney(t.amount, t.currency);
   const base = { transferId: t.transferId, from: t.from, to: t.to, amount: t.amount.toString(), currency: t.currency, ...(t.memo ? { memo: t.memo } : {}) };
 
@@ -114,6 +129,15 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
       state.lastError = { step: name, type: failure.type, message: failure.message };
       throw error;
     }
+  }
+
+  /** A ledger step as a local activity on the fast path, as an activity task in older histories. */
+  function ledgerStep(name: 'reserveDebit' | 'reserveCredit', summary: string, input: ReserveInput): Promise<StepResult>;
+  function ledgerStep(name: 'postDebit' | 'postCredit', summary: string, input: HoldInput): Promise<StepResult>;
+  function ledgerStep(name: 'reserveDebit' | 'reserveCredit' | 'postDebit' | 'postCredit', summary: string, input: ReserveInput | HoldInput): Promise<StepResult> {
+    const reserve = name === 'reserveDebit' || name === 'reserveCredit';
+    const run = (fast ? (reserve ? reservingLocally : postingLocally) : reserve ? reserving : posting)[name] as (typeof reserving)['postDebit'];
+    return run.executeWithOptions({ summary }, [input as HoldInput]);
   }
 
   const debitHold = { transferId: t.transferId, account: t.from, holdKey: stepKey(t.transferId, 'reserve-debit') };
@@ -164,16 +188,16 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   try {
     await reservePhase.run(async () => {
       stack.push(voidDebit);
-      await guarded(stack, () => step('reserve-debit', () => reserving.reserveDebit.executeWithOptions({ summary: `reserve ${money} on ${t.from}` }, [{ ...reserveInput, account: t.from, counterparty: t.to }])));
+      await guarded(stack, () => step('reserve-debit', () => ledgerStep('reserveDebit', `reserve ${money} on ${t.from}`, { ...reserveInput, account: t.from, counterparty: t.to })));
       stack.push(voidCredit);
-      await guarded(stack, () => step('reserve-credit', () => reserving.reserveCredit.executeWithOptions({ summary: `reserve ${money} credit on ${t.to}` }, [{ ...reserveInput, account: t.to, counterparty: t.from }])));
+      await guarded(stack, () => step('reserve-credit', () => ledgerStep('reserveCredit', `reserve ${money} credit on ${t.to}`, { ...reserveInput, account: t.to, counterparty: t.from })));
     });
     if (cancelReason !== undefined) throw new wf.CancelledFailure(cancelReason);
     // From here the transfer finishes: the cancel update is rejected and workflow cancellation waits.
     state.cancellable = false;
     await wf.CancellationScope.nonCancellable(async () => {
-      await step('post-debit', () => posting.postDebit.executeWithOptions({ summary: `post ${money} debit on ${t.from}` }, [debitHold]));
-      await step('post-credit', () => posting.postCredit.executeWithOptions({ summary: `post ${money} credit to ${t.to}` }, [creditHold]));
+      await step('post-debit', () => ledgerStep('postDebit', `post ${money} debit on ${t.from}`, debitHold));
+      await step('post-credit', () => ledgerStep('postCredit', `post ${money} credit to ${t.to}`, creditHold));
     });
   } catch (error) {
     failure = describeFailure(error);

@@ -7,7 +7,7 @@ import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
 import { startWithRetry } from '../temporal/start-retry.js';
-import { startDevServer } from '../temporal/dev-server.js';
+import { DEV_SERVER_TUNING, startDevServer } from '../temporal/dev-server.js';
 import { dataDir } from './paths.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
@@ -167,6 +167,8 @@ async function startTemporal(
     try {
       o.beforeConnect?.();
       const nativeConnection = await NativeConnection.connect({ address: server.address });
+      // A client of its own (not on the worker's native connection): its long polls, such as the
+      // demo's wait for a result, must stop on Ctrl-C through withAbortSignal.
       const connection = await Connection.connect({ address: server.address });
       return {
         nativeConnection,
@@ -187,6 +189,7 @@ async function startTemporal(
     server: {
       executable, ip: '127.0.0.1', port: o.port, ui: true, uiPort: o.uiPort, namespace: 'default',
       dbFilename: o.dbFilename, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'warn' },
+      extraArgs: [...DEV_SERVER_TUNING],
     },
   }), 4, o.progress);
   return { nativeConnection: env.nativeConnection, client: env.client, stop: () => env.teardown() };

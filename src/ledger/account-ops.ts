@@ -1,24 +1,12 @@
-import type pg from 'pg';
-import { externalAccountId, type AccountStatus } from '../domain/accounts.js';
+import type { AccountStatus } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { currencyExponent } from '../domain/money.js';
-import { idempotent } from './barrier.js';
-import {
-  appendEntry,
-  assertActive,
-  appendEvent,
-  assertCurrencyMatches,
-  dbNow,
-  ensureSystemAccounts,
-  isAvailabilityViolation,
-  lockAccount,
-  movePosted,
-  type ShardContext,
-} from './shard-context.js';
+import { fingerprint, runStep } from './barrier.js';
+import { appendEvent, dbNow, ensureSystemAccounts, lockAccount, stepArgs, type ShardContext } from './shard-context.js';
 import type { AccountView, EntryResult, PostingView } from './types.js';
 import { withTransaction } from '../db/transaction.js';
-import { ACCOUNT_COLUMNS, accountView, postingView, type AccountRow, type PostingRow, POSTING_COLUMNS } from './views.js';
+import { ACCOUNT_COLUMNS, accountView, type AccountRow } from './views.js';
 
 export interface OpenAccount {
   id: string;
@@ -83,47 +71,17 @@ export async function withdraw(ctx: ShardContext, input: Movement): Promise<Entr
   return externalMovement(ctx, input, 'withdrawal');
 }
 
+/** `ledger_move`: one balanced entry against the shard's external account, idempotent on its key. */
 async function externalMovement(ctx: ShardContext, input: Movement, kind: 'deposit' | 'withdrawal'): Promise<EntryResult> {
-  const params = { account: input.accountId, amount: input.amount.toString(), currency: input.currency };
-  const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, 'movement', input.key, kind, params, async () => {
-      const account = await lockAccount(client, input.accountId, ctx);
-      const at = account.at;
-      assertActive(account);
-      assertCurrencyMatches(account, input.currency);
-      const signed = kind === 'deposit' ? input.amount : -input.amount;
-      try {
-        await client.query('SAVEPOINT balance');
-        await movePosted(client, input.accountId, signed, at);
-      } catch (error) {
-        if (!isAvailabilityViolation(error)) throw error;
-        await client.query('ROLLBACK TO SAVEPOINT balance');
-        throw new RefusalError(Refusal.INSUFFICIENT_FUNDS, `account ${account.id} cannot cover ${input.amount} minor units`, {
-          account: account.id,
-        });
-      }
-      await appendEntry(client, { entryId: input.key, transferId: null, holdKey: null, currency: input.currency, kind, at }, [
-        { accountId: input.accountId, amount: signed },
-        { accountId: externalAccountId(input.currency), amount: -signed },
-      ]);
-      await appendEvent(client, { aggregate: 'account', id: input.accountId, type: kind === 'deposit' ? 'account.deposited' : 'account.withdrawn', payload: { account: input.accountId, amount: input.amount.toString(), currency: input.currency, key: input.key, at: at.toISOString() } });
-      return { postings: await entryPostings(client, ctx.shard, input.key, null) };
-    }),
-  );
-  if (result.refusal) throw result.refusal;
-  return { key: input.key, operation: kind, replayed: result.replayed, postings: result.outcome.postings as PostingView[] };
-}
-
-/**
- * The legs of one entry. Entry ids are idempotency keys, and keys of different namespaces may be
- * equal strings, so the legs are told apart by their hold (none for deposits and withdrawals).
- */
-export async function entryPostings(client: pg.PoolClient, shard: number, entryId: string, holdKey: string | null): Promise<PostingView[]> {
-  const { rows } = await client.query<PostingRow>(
-    `SELECT ${POSTING_COLUMNS} FROM journal WHERE entry_id = $1::text AND hold_key IS NOT DISTINCT FROM $2::text ORDER BY id`,
-    [entryId, holdKey],
-  );
-  return rows.map((row) => postingView(row, shard));
+  const print = fingerprint(kind, { account: input.accountId, amount: input.amount.toString(), currency: input.currency });
+  const result = await runStep<{ postings: PostingView[] }>(ctx, 'ledger_move', [
+    ...stepArgs(ctx, input.key, print),
+    { value: kind, type: 'text' },
+    { value: input.accountId, type: 'text' },
+    { value: input.amount.toString(), type: 'bigint' },
+    { value: input.currency, type: 'text' },
+  ]);
+  return { key: input.key, operation: kind, replayed: result.replayed, postings: result.outcome.postings };
 }
 
 /**

@@ -29,36 +29,28 @@ export async function readNow(client: pg.PoolClient | pg.Pool, ctx: ShardContext
 }
 
 /**
- * Locks a customer account row for the rest of the transaction, or refuses if it does not exist.
- * The row carries the database's time, so the lock and the clock cost one round trip.
+ * The leading arguments of every step function (migrations/004_step_functions.sql): the shard (its
+ * views name it), the clock offset (the function reads the database's time itself), the step's
+ * idempotency key and the fingerprint of its parameters.
  */
-export async function lockAccount(client: pg.PoolClient, accountId: string, ctx?: ShardContext): Promise<AccountRow & { at: Date }> {
-  const { rows } = await client.query<AccountRow & { at: Date }>(
-    `SELECT ${ACCOUNT_COLUMNS}, ${dbNow('$2')} AS at FROM accounts WHERE id = $1::text AND kind = 'customer' FOR UPDATE`,
-    [accountId, ctx?.offsetMs() ?? 0],
+export function stepArgs(ctx: ShardContext, key: string, print: string) {
+  return [
+    { value: ctx.shard, type: 'int' },
+    { value: ctx.offsetMs(), type: 'bigint' },
+    { value: key, type: 'text' },
+    { value: print, type: 'text' },
+  ];
+}
+
+/** Locks a customer account row for the rest of the transaction, or refuses if it does not exist. */
+export async function lockAccount(client: pg.PoolClient, accountId: string): Promise<AccountRow> {
+  const { rows } = await client.query<AccountRow>(
+    `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = $1::text AND kind = 'customer' FOR UPDATE`,
+    [accountId],
   );
   const row = rows[0];
   if (!row) throw new RefusalError(Refusal.ACCOUNT_NOT_FOUND, `account ${accountId} does not exist`, { account: accountId });
   return row;
-}
-
-export function assertActive(row: AccountRow): void {
-  if (row.status === 'frozen') {
-    throw new RefusalError(Refusal.ACCOUNT_FROZEN, `account ${row.id} is frozen`, { account: row.id });
-  }
-  if (row.status === 'closed') {
-    throw new RefusalError(Refusal.ACCOUNT_CLOSED, `account ${row.id} is closed`, { account: row.id });
-  }
-}
-
-export function assertCurrencyMatches(row: AccountRow, currency: string): void {
-  if (row.currency !== currency) {
-    throw new RefusalError(
-      Refusal.CURRENCY_MISMATCH,
-      `account ${row.id} holds ${row.currency}, not ${currency}`,
-      { account: row.id, accountCurrency: row.currency, currency },
-    );
-  }
 }
 
 /** The shard's external, clearing and suspense accounts for a currency; created on first use, never updated. */
@@ -72,83 +64,27 @@ export async function ensureSystemAccounts(client: pg.PoolClient, currency: stri
   );
 }
 
-/** SQLSTATE 23514 on the available-balance constraint: the database refused to overdraw. */
-export function isAvailabilityViolation(error: unknown): boolean {
-  const e = error as { code?: string; constraint?: string };
-  return e?.code === '23514' && e.constraint === 'available_not_negative';
-}
-
-export interface Leg {
-  accountId: string;
-  amount: bigint;
-}
-
-/** Writes one balanced journal entry; the deferred trigger proves the balance again at commit. */
-export async function appendEntry(
-  client: pg.PoolClient,
-  entry: { entryId: string; transferId: string | null; holdKey: string | null; currency: string; kind: string; at: Date },
-  legs: Leg[],
-): Promise<void> {
-  for (const leg of legs) {
-    await client.query(
-      `INSERT INTO journal (entry_id, transfer_id, hold_key, account_id, amount, currency, kind, created_at)
-       VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::char(3), $7::text, $8::timestamptz)`,
-      [entry.entryId, entry.transferId, entry.holdKey, leg.accountId, leg.amount.toString(), entry.currency, entry.kind, entry.at],
-    );
-  }
-}
-
-/** Applies a posted-balance change to a customer account (system accounts derive theirs from the journal). */
-export async function movePosted(client: pg.PoolClient, accountId: string, delta: bigint, at: Date): Promise<void> {
-  await client.query(
-    `UPDATE accounts SET posted = posted + $2::bigint, updated_at = $3::timestamptz WHERE id = $1::text`,
-    [accountId, delta.toString(), at],
-  );
-}
-
 /** Event types written with ledger effects (the per-shard outbox, `ledger_events`). */
 export type LedgerEventType =
   | 'transfer.debit_reserved' | 'transfer.credit_reserved' | 'transfer.debit_posted' | 'transfer.credit_posted'
   | 'transfer.hold_voided' | 'transfer.hold_expired' | 'transfer.debit_refunded'
   | 'account.opened' | 'account.deposited' | 'account.withdrawn' | 'account.status_changed' | 'suspense.released';
 
-/**
- * The order of a transfer's events, the same on every shard, so a receiver can order what it got
- * out of order: reserve debit, reserve credit, post debit, post credit, release credit, release
- * debit, refund.
- */
-export function transferSequence(type: LedgerEventType, side?: 'debit' | 'credit'): number | undefined {
-  switch (type) {
-    case 'transfer.debit_reserved': return 1;
-    case 'transfer.credit_reserved': return 2;
-    case 'transfer.debit_posted': return 3;
-    case 'transfer.credit_posted': return 4;
-    case 'transfer.hold_voided':
-    case 'transfer.hold_expired': return side === 'credit' ? 5 : 6;
-    case 'transfer.debit_refunded': return 7;
-    default: return undefined;
-  }
-}
-
 type LedgerEvent = { aggregate: 'transfer' | 'account'; id: string; type: LedgerEventType; side?: 'debit' | 'credit'; payload: Record<string, unknown> };
 
 /**
  * Writes events in the caller's transaction: they commit, or roll back, with the effect they
  * describe (a transactional outbox; the dispatcher delivers them downstream). One statement
- * however many (a sweep expires hundreds of holds at once).
+ * however many (a sweep expires hundreds of holds at once). The database adds each event's side and
+ * its place in its transfer (`ledger_event_payload`, shared with the step functions).
  */
 export async function appendEvents(client: pg.PoolClient, events: readonly LedgerEvent[]): Promise<void> {
   if (events.length === 0) return;
-  const rows = events.map((event) => {
-    const sequence = transferSequence(event.type, event.side);
-    return {
-      aggregatetype: event.aggregate, aggregateid: event.id, type: event.type,
-      payload: { ...event.payload, ...(event.side ? { side: event.side } : {}), ...(sequence !== undefined ? { sequence } : {}) },
-    };
-  });
+  const rows = events.map((event) => ({ aggregatetype: event.aggregate, aggregateid: event.id, type: event.type, side: event.side ?? null, payload: event.payload }));
   await client.query(
     `INSERT INTO ledger_events (aggregatetype, aggregateid, type, payload)
-     SELECT e->>'aggregatetype', e->>'aggregateid', e->>'type', e->'payload' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`,
+     SELECT e->>'aggregatetype', e->>'aggregateid', e->>'type', ledger_event_payload(e->>'type', e->>'side', e->'payload')
+     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`,
     [JSON.stringify(rows)],
   );
 }

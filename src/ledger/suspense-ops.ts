@@ -1,10 +1,5 @@
-import { externalAccountId, suspenseAccountId } from '../domain/accounts.js';
-import { Refusal } from '../domain/codes.js';
-import { RefusalError } from '../domain/errors.js';
-import { withTransaction } from '../db/transaction.js';
-import { idempotent } from './barrier.js';
-import { entryPostings } from './account-ops.js';
-import { appendEntry, appendEvent, assertActive, assertCurrencyMatches, lockAccount, movePosted, readNow, type ShardContext } from './shard-context.js';
+import { fingerprint, runStep } from './barrier.js';
+import { stepArgs, type ShardContext } from './shard-context.js';
 import type { EntryResult, PostingView } from './types.js';
 
 export interface SuspenseBalance {
@@ -34,43 +29,18 @@ export interface SuspenseRelease {
 }
 
 /**
- * Pays money out of suspense: into an open account on the same shard, or out of the ledger
- * (external) when it was settled another way. Idempotent on its key like every other movement, and
- * never more than suspense holds (checked under the same lock the refunds into it take).
+ * Pays money out of suspense (`ledger_release_suspense`): into an open account on the same shard, or
+ * out of the ledger (external) when it was settled another way. Idempotent on its key like every
+ * other movement, and never more than suspense holds (checked under the same lock the refunds into
+ * it take).
  */
 export async function releaseSuspense(ctx: ShardContext, input: SuspenseRelease): Promise<EntryResult> {
-  const suspense = suspenseAccountId(input.currency);
-  const params = { account: input.accountId ?? null, amount: input.amount.toString(), currency: input.currency };
-  const result = await withTransaction(ctx.pool, (client) =>
-    idempotent(client, 'suspense', input.key, 'suspense_release', params, async () => {
-      const locked = await client.query(`SELECT 1 FROM accounts WHERE id = $1::text FOR UPDATE`, [suspense]);
-      const { rows } = await client.query<{ held: string }>(`SELECT coalesce(sum(amount), 0)::text AS held FROM journal WHERE account_id = $1::text`, [suspense]);
-      const held = BigInt(rows[0]!.held);
-      if (!locked.rowCount || held < input.amount) {
-        throw new RefusalError(Refusal.INSUFFICIENT_FUNDS, `suspense ${input.currency} on shard ${ctx.shard} holds ${held} minor units, less than ${input.amount}`, { shard: String(ctx.shard), held: held.toString() });
-      }
-      let at: Date;
-      let payee = externalAccountId(input.currency);
-      if (input.accountId) {
-        const account = await lockAccount(client, input.accountId, ctx);
-        assertActive(account);
-        assertCurrencyMatches(account, input.currency);
-        at = account.at;
-        payee = account.id;
-        await movePosted(client, account.id, input.amount, at);
-      } else {
-        at = await readNow(client, ctx);
-      }
-      // "/" never appears in a key, so this entry id cannot equal a deposit's or a transfer step's.
-      const entryId = `suspense/${input.key}`;
-      await appendEntry(client, { entryId, transferId: null, holdKey: null, currency: input.currency, kind: 'suspense_release', at }, [
-        { accountId: payee, amount: input.amount },
-        { accountId: suspense, amount: -input.amount },
-      ]);
-      await appendEvent(client, { aggregate: 'account', id: payee, type: 'suspense.released', payload: { account: payee, amount: input.amount.toString(), currency: input.currency, key: input.key, shard: ctx.shard, at: at.toISOString() } });
-      return { postings: await entryPostings(client, ctx.shard, entryId, null) };
-    }),
-  );
-  if (result.refusal) throw result.refusal;
-  return { key: input.key, operation: 'suspense_release', replayed: result.replayed, postings: result.outcome.postings as PostingView[] };
+  const print = fingerprint('suspense_release', { account: input.accountId ?? null, amount: input.amount.toString(), currency: input.currency });
+  const result = await runStep<{ postings: PostingView[] }>(ctx, 'ledger_release_suspense', [
+    ...stepArgs(ctx, input.key, print),
+    { value: input.currency, type: 'text' },
+    { value: input.amount.toString(), type: 'bigint' },
+    { value: input.accountId ?? null, type: 'text' },
+  ]);
+  return { key: input.key, operation: 'suspense_release', replayed: result.replayed, postings: result.outcome.postings };
 }

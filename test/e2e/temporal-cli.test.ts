@@ -75,7 +75,7 @@ interface Execution {
 interface HistoryEvent {
   eventType: string;
   userMetadata?: { summary?: Payload };
-  activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+  markerRecordedEventAttributes?: { markerName?: string; details?: Record<string, { payloads?: Payload[] }> };
 }
 
 /** The operator's start: transfer id = workflow id, run once (RejectDuplicate), with a summary for the Web UI. */
@@ -144,9 +144,10 @@ describe('temporal CLI against the dev server', () => {
     await expectLedgerClean(t.ledger);
 
     const history = await temporalJson<{ events: HistoryEvent[] }>('workflow', 'show', '--workflow-id', id);
-    const scheduled = history.events.filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED');
-    expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)).toEqual(['reserveDebit', 'reserveCredit', 'postDebit', 'postCredit']);
-    expect(scheduled.map((e) => decode(e.userMetadata?.summary))).toEqual([
+    // The ledger steps run as local activities: each is a marker in history, with its summary.
+    const steps = history.events.filter((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED' && e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
+    expect(steps.map((e) => (decode(e.markerRecordedEventAttributes?.details?.['data']?.payloads?.[0]) as { activity_type?: string }).activity_type)).toEqual(['transferPolicy', 'reserveDebit', 'reserveCredit', 'postDebit', 'postCredit']);
+    expect(steps.slice(1).map((e) => decode(e.userMetadata?.summary))).toEqual([
       `reserve 25.00 USD on ${from}`,
       `reserve 25.00 USD credit on ${to}`,
       `post 25.00 USD debit on ${from}`,

@@ -110,9 +110,13 @@ async function expectHeader(page: Page, id: string, status: string): Promise<voi
   await header.getByText(status, { exact: true }).waitFor({ state: 'visible' });
 }
 
-/** Activity summaries as the Event History table shows them (Summary field of each Activity Task Scheduled row), oldest first. */
+/**
+ * Step summaries as the Event History table shows them, oldest first: the Summary field of each
+ * "Local Activity" row (the ledger steps) and "Activity Task Scheduled" row (the compensations).
+ * The policy lookup is a local activity without a summary.
+ */
 async function scheduledSummaries(page: Page, count: number): Promise<string[]> {
-  const rows = page.getByTestId('event-summary-row').filter({ hasText: 'Activity Task Scheduled' });
+  const rows = page.getByTestId('event-summary-row').filter({ hasText: /Activity Task Scheduled|Local Activity/ }).filter({ hasText: 'Summary' });
   await expect.poll(() => rows.count(), { timeout: WAIT }).toBe(count);
   const texts = await rows.allInnerTexts();
   return texts
@@ -175,8 +179,8 @@ describe('Temporal Web UI, as an operator uses it', () => {
       await expectHeader(page, ids.completed, 'Completed');
       expect(await page.getByRole('main').innerText()).toContain('transferWorkflow');
 
-      // Event History: the timeline labels each activity "<type> • <summary>"; the table shows the Summary field.
-      await page.getByText(`reserveDebit • reserve 25.00 USD on ${payer}`).first().waitFor({ state: 'visible' });
+      // Event History: the ledger steps are local activities; the table shows each with its type and Summary.
+      await page.getByTestId('event-summary-row').filter({ hasText: 'Local Activity' }).filter({ hasText: `reserve 25.00 USD on ${payer}` }).first().waitFor({ state: 'visible' });
       expect(await scheduledSummaries(page, 4)).toEqual([
         `reserve 25.00 USD on ${payer}`,
         `reserve 25.00 USD credit on ${payee}`,

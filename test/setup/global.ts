@@ -12,6 +12,7 @@ import { startEmbeddedPostgres } from '../../src/embedded/postgres.js';
 import { signalChildrenOnExit } from '../../src/embedded/children.js';
 import { resolveDevServer, resolveTestServer } from '../../src/temporal/binaries.js';
 import { startWithRetry } from '../../src/temporal/start-retry.js';
+import { DEV_SERVER_TUNING } from '../../src/temporal/dev-server.js';
 import { WORKFLOWS_PATH } from '../../src/worker.js';
 
 export const TEMPLATE_DB = 'ledger_template';
@@ -55,7 +56,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     startWithRetry('time-skipping test server', () => TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testServer.executable } }), 4, say),
     startWithRetry('dev server', () =>
       TestWorkflowEnvironment.createLocal({
-        server: { executable: devServer.executable, ip: '127.0.0.1', ui: true, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'error' } },
+        server: { executable: devServer.executable, ip: '127.0.0.1', ui: true, searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, log: { format: 'json', level: 'error' }, extraArgs: [...DEV_SERVER_TUNING] },
       }), 4, say),
     bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
   ]);

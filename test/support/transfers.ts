@@ -14,8 +14,13 @@ export async function openFunded(ledger: Ledger, shard: number, prefix: string, 
   return id;
 }
 
-export function startTransfer(env: TestWorkflowEnvironment, taskQueue: string, request: TransferRequest & { transferId: string }): Promise<WorkflowHandle<typeof transferWorkflow>> {
-  return env.client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, { taskQueue, workflowId: request.transferId, args: [request] });
+/**
+ * `workflowTaskTimeout`: a ledger step runs as a local activity inside a workflow task, and a cancel,
+ * query or update reaches the workflow when that task is heartbeated (at 80% of this timeout, 10 s by
+ * default). Tests that hold a step at a latch shorten it so they need not wait that long.
+ */
+export function startTransfer(env: TestWorkflowEnvironment, taskQueue: string, request: TransferRequest & { transferId: string }, options: { workflowTaskTimeout?: string } = {}): Promise<WorkflowHandle<typeof transferWorkflow>> {
+  return env.client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, { taskQueue, workflowId: request.transferId, args: [request], ...options });
 }
 
 export interface FailureLink {
@@ -25,9 +30,24 @@ export interface FailureLink {
   message: string | undefined;
 }
 
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+/** The activity type a local activity's marker records (undefined for any other event). */
+function localActivityType(event: HistoryEvent): string | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.['data']?.payloads?.[0]?.data;
+  if (!data) return '?';
+  return (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type ?? '?';
+}
+
+/** The policy lookup is a local activity on every path; the lists below are about ledger steps. */
+const POLICY_ACTIVITY = 'transferPolicy';
+
 /**
  * The failure chain as recorded in history: each ActivityTaskFailed event's ApplicationFailure
- * (type, nonRetryable). The saga handles refusals and returns a result, so the chain lives here.
+ * (type, nonRetryable), and each failed local activity's marker (the fast path runs the ledger steps
+ * as local activities). The saga handles refusals and returns a result, so the chain lives here.
  */
 export async function activityFailures(handle: WorkflowHandle): Promise<FailureLink[]> {
   const history = await handle.fetchHistory();
@@ -36,23 +56,27 @@ export async function activityFailures(handle: WorkflowHandle): Promise<FailureL
   for (const event of history.events ?? []) {
     const s = event.activityTaskScheduledEventAttributes;
     if (s) scheduled.set(String(event.eventId), s.activityType?.name ?? '?');
-    const f = event.activityTaskFailedEventAttributes;
+    const f = event.activityTaskFailedEventAttributes?.failure ?? (localActivityType(event) ? event.markerRecordedEventAttributes?.failure : undefined);
     if (f) {
+      const activity = localActivityType(event) ?? scheduled.get(String(event.activityTaskFailedEventAttributes?.scheduledEventId)) ?? '?';
       failures.push({
-        activity: scheduled.get(String(f.scheduledEventId)) ?? '?',
-        type: f.failure?.applicationFailureInfo?.type ?? undefined,
-        nonRetryable: f.failure?.applicationFailureInfo?.nonRetryable ?? undefined,
-        message: f.failure?.message ?? undefined,
+        activity,
+        type: f.applicationFailureInfo?.type ?? f.cause?.applicationFailureInfo?.type ?? undefined,
+        nonRetryable: f.applicationFailureInfo?.nonRetryable ?? f.cause?.applicationFailureInfo?.nonRetryable ?? undefined,
+        message: (f.applicationFailureInfo ? f.message : (f.cause?.message ?? f.message)) ?? undefined,
       });
     }
   }
   return failures;
 }
 
-/** Activity types in the order they were scheduled. */
+/** Ledger activities in the order they ran: activity tasks scheduled and local activities recorded. */
 export async function scheduledActivities(handle: WorkflowHandle): Promise<string[]> {
   const history = await handle.fetchHistory();
-  return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? '?'] : []));
+  return (history.events ?? []).flatMap((e) => {
+    const name = e.activityTaskScheduledEventAttributes?.activityType?.name ?? localActivityType(e);
+    return name === undefined || name === POLICY_ACTIVITY ? [] : [name];
+  });
 }
 
 export async function expectBalances(ledger: Ledger, expected: Record<string, { posted: string; pendingDebits?: string; pendingCredits?: string }>): Promise<void> {

@@ -19,13 +19,16 @@ useDevServer((ledger, environment) => {
  * reaches the ledger after its compensation and must be fenced. (The Java time-skipping server keeps
  * time locked after a cancelled activity's late completion, so these do not run there.)
  */
+/** A held step keeps its workflow task open; the cancel arrives at the task's next heartbeat. */
+const HELD_STEP = { workflowTaskTimeout: '2s' };
+
 describe('cancel while a reservation is in flight', () => {
   it('cancels during the debit reservation: the void leaves a tombstone and the late reservation is fenced', async () => {
     const from = await openFunded(t.ledger, 0, 'c-rd-from', '1000');
     const to = await openFunded(t.ledger, 1, 'c-rd-to', '0');
     const latch = new Latch();
     const result = await withTransferWorker(env, t.ledger, { wrap: pauseBefore('reserveDebit', latch) }, async (taskQueue) => {
-      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-rd', from, to, amount: '700', currency: 'USD' });
+      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-rd', from, to, amount: '700', currency: 'USD' }, HELD_STEP);
       await latch.reached;
       expect(await handle.query(statusQuery)).toMatchObject({ status: 'RUNNING', step: 'reserve-debit', cancellable: true });
       const answer = await handle.executeUpdate(cancelUpdate, { args: [{}] });
@@ -42,7 +45,7 @@ describe('cancel while a reservation is in flight', () => {
     const to = await openFunded(t.ledger, 1, 'c-rc-to', '0');
     const latch = new Latch();
     const result = await withTransferWorker(env, t.ledger, { wrap: pauseBefore('reserveCredit', latch) }, async (taskQueue) => {
-      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-rc', from, to, amount: '250', currency: 'USD' });
+      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-rc', from, to, amount: '250', currency: 'USD' }, HELD_STEP);
       await latch.reached;
       const state: TransferState = await handle.query(statusQuery);
       expect(state).toMatchObject({ step: 'reserve-credit', holds: [{ side: 'debit', state: 'pending', amount: '250' }] });
@@ -62,7 +65,7 @@ describe('cancel while a reservation is in flight', () => {
     const to = await openFunded(t.ledger, 1, 'c-wf-to', '0');
     const latch = new Latch();
     const result = await withTransferWorker(env, t.ledger, { wrap: pauseBefore('reserveCredit', latch) }, async (taskQueue) => {
-      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-wf', from, to, amount: '300', currency: 'USD' });
+      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-wf', from, to, amount: '300', currency: 'USD' }, HELD_STEP);
       await latch.reached;
       await handle.cancel();
       // Let the workflow unwind before the paused attempt finishes (the Java test server rejects a

@@ -9,11 +9,14 @@ import { connectDevServer, Latch } from '../support/temporal.js';
 import { openFunded, startTransfer } from '../support/transfers.js';
 
 /**
- * Records the histories the replay test replays: run with RECORD_HISTORIES=1 after an intended,
+ * Records the histories the replay test replays: run with RECORD_HISTORIES=1 (and
+ * RECORD_HISTORIES_PREFIX=<version>- to keep the older ones) after an intended,
  * compatible change to the saga, review the diff, commit. Never regenerate them to make a replay
  * failure go away: that failure means running transfers would break.
  */
 const record = process.env.RECORD_HISTORIES === '1';
+/** Histories of an older workflow version stay: record a new version under its own prefix. */
+const prefix = process.env.RECORD_HISTORIES_PREFIX ?? '';
 const dir = new URL('./histories/', import.meta.url);
 
 let t: TestLedger;
@@ -32,7 +35,7 @@ afterAll(async () => {
 
 async function save(name: string, workflowId: string): Promise<void> {
   const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-  await writeFile(new URL(`${name}.json`, dir), `${historyToJSON(history)}\n`);
+  await writeFile(new URL(`${prefix}${name}.json`, dir), `${historyToJSON(history)}\n`);
 }
 
 describe.skipIf(!record)('record saga histories for the replay test', () => {
