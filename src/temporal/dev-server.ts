@@ -21,6 +21,8 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Start with DEV_SERVER_TUNING (default true); false gives the CLI's defaults (the benchmark's reference). */
   tuned?: boolean;
+  /** Further `temporal server start-dev` arguments, appended as given (e.g. `--sqlite-pragma`, `--dynamic-config-value`). */
+  extraArgs?: readonly string[];
 }
 
 /**
@@ -57,6 +59,7 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
     '--log-format', 'json', '--log-level', 'warn',
     ...options.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${SA_TYPES[k.type] ?? k.type}`]),
     ...(options.tuned === false ? [] : DEV_SERVER_TUNING),
+    ...(options.extraArgs ?? []),
   ];
   const log = createWriteStream(options.logFile, { flags: 'a' });
   const child = spawn(options.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
