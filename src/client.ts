@@ -55,7 +55,8 @@ export async function startTransfer(client: Client, taskQueue: string, request: 
   let handle: WorkflowHandle<typeof transferWorkflow>;
   let runId: string | undefined; // the run this start created or attached to (USE_EXISTING)
   try {
-    const request0 = { transferId: t.transferId, ...requested };
+    // requestedBy travels with the request (the four-eyes rule needs it) but is not one of the compared parameters.
+    const request0 = { transferId: t.transferId, ...requested, ...(t.requestedBy ? { requestedBy: t.requestedBy } : {}) };
     const created = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
       taskQueue,
       workflowId: t.transferId,

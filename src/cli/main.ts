@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
 import { registerMessageCommands } from './commands/messages.js';
 import { registerRepairCommand } from './commands/repair.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerStackCommands } from './commands/stack.js';
 import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
@@ -22,6 +23,7 @@ registerTransferCommands(program, globals);
 registerSuspenseCommands(program, globals);
 registerMessageCommands(program, globals);
 registerRepairCommand(program, globals);
+registerServeCommand(program, globals);
 registerWebhookCommands(program, globals);
 registerMessagingServiceCommands(program);
 for (const command of program.commands) {

@@ -226,6 +226,25 @@ export class Ledger {
     };
   }
 
+  /**
+   * What a deposit or withdrawal key was first used for, on every shard: keys are unique per shard,
+   * so a caller reusing a key for an account on another shard would not be stopped by the barrier.
+   * Read-only; for answering "this key was used for something else" (the HTTP API's 422).
+   */
+  async movementRecords(key: string): Promise<{ shard: number; operation: string; state: string; account?: string; amount?: string; currency?: string }[]> {
+    assertKey(key);
+    await this.checkIdentity();
+    const perShard = await classified(Promise.all(this.shards.map(async (s) => {
+      const { rows } = await s.pool.query<{ operation: string; state: string; outcome: { postings?: { accountId: string; amount: string; currency: string }[] } }>(
+        `SELECT operation, state, outcome FROM idempotency_keys WHERE scope = 'movement' AND key = $1::text`, [key]);
+      return rows.map((r) => {
+        const leg = r.outcome?.postings?.find((p) => !p.accountId.startsWith('sys:'));
+        return { shard: s.shard, operation: r.operation, state: r.state, ...(leg ? { account: leg.accountId, amount: leg.amount.replace(/^-/, ''), currency: leg.currency } : {}) };
+      });
+    })));
+    return perShard.flat();
+  }
+
   private movement(input: { key: string; accountId: string; amount: unknown; currency: string }) {
     assertKey(input.key);
     assertCurrency(input.currency);

@@ -36,8 +36,8 @@ function start(args: string[], env: Record<string, string>) {
   return { child, done, output: () => stdout + stderr };
 }
 
-async function ports(): Promise<{ port: number; ui: number; metrics: number }> {
-  return { port: await ephemeralPort(), ui: await ephemeralPort(), metrics: await ephemeralPort() };
+async function ports(): Promise<{ port: number; ui: number; metrics: number; api: number }> {
+  return { port: await ephemeralPort(), ui: await ephemeralPort(), metrics: await ephemeralPort(), api: await ephemeralPort() };
 }
 
 describe('transfer up (the embedded stack)', () => {
@@ -69,7 +69,7 @@ describe('transfer up (the embedded stack)', () => {
 
   it('serves a second terminal with no configuration, and stops on Ctrl-C', async () => {
     const p = await ports();
-    const up = start(['up', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`], { TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: '1' });
+    const up = start(['up', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`, '--api-port', `${p.api}`], { TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: '1' });
     try {
       await waitFor(() => up.output().includes('Running.'), 90_000);
       const env = { TRANSFER_DATA_DIR: dataDir, LEDGER_SHARD_URLS: '', TEMPORAL_ADDRESS: '' };
@@ -87,6 +87,18 @@ describe('transfer up (the embedded stack)', () => {
       expect(sdkPort, 'the Temporal SDK metrics endpoint is announced').toBeDefined();
       const sdkMetrics = await fetch(`http://127.0.0.1:${sdkPort}/metrics`).then((r) => r.text());
       expect(sdkMetrics).toMatch(/^temporal_\w+/m);
+      // The HTTP API, announced in the ready block: the demo's accounts and a transfer through it.
+      expect(up.output()).toContain(`HTTP API      http://127.0.0.1:${p.api}/v1`);
+      const base = `http://127.0.0.1:${p.api}`;
+      const wallet = (await fetch(`${base}/v1/accounts/demo-wallet`).then((r) => r.json())) as { currency: string };
+      expect(wallet.currency).toBe('USD');
+      const sent = await fetch(`${base}/v1/transfers?wait=20s`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': `up-api-${Date.now()}` },
+        body: JSON.stringify({ from: 'demo-wallet', to: 'demo-savings', amount: '1', currency: 'USD' }),
+      });
+      expect(sent.status).toBe(201);
+      expect(((await sent.json()) as { status: string }).status).toBe('COMPLETED');
     } finally {
       up.child.kill('SIGINT');
     }
@@ -94,7 +106,7 @@ describe('transfer up (the embedded stack)', () => {
     expect(code, stderr).toBe(0);
     expect(stderr).toContain('SIGINT: shutting down');
     expect(await processesUsing(dataDir)).toEqual([]);
-    for (const port of [p.port, p.ui, p.metrics]) expect(await isPortFree(port), `port ${port}`).toBe(true);
+    for (const port of [p.port, p.ui, p.metrics, p.api]) expect(await isPortFree(port), `port ${port}`).toBe(true);
   });
 
   it('uses external PostgreSQL shards when LEDGER_SHARD_URLS is set', async () => {

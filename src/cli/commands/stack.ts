@@ -58,7 +58,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .option('--port <port>', 'preferred Temporal frontend port', '7233')
     .option('--ui-port <port>', 'preferred Web UI port', '8233')
     .option('--metrics-port <port>', 'preferred Prometheus metrics port (0: off)', '9464')
-    .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string }) => {
+    .option('--api-port <port>', 'preferred HTTP API port (0: off)', '8787')
+    .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string; apiPort: string }) => {
       const started = Date.now();
       const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
@@ -81,6 +82,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
       let messaging: Awaited<ReturnType<typeof import('../../messaging/webhooks/up.js').startMessagingForUp>>;
+      let api: import('../../api/listen.js').RunningApi | undefined;
       try {
         await waitForLedger(ledger, (line) => {
           logger.warn({}, line);
@@ -100,6 +102,12 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           fundAccountUrl: process.env.FUND_ACCOUNT_DATABASE_URL || stack.info.fundAccountUrl,
           shardUrls: stack.info.shardUrls, logger, say,
         });
+        // The HTTP API for other services, on loopback like everything else (TRANSFER_API_KEYS: bearer keys).
+        if (Number(opts.apiPort) !== 0) {
+          const { listenApi } = await import('../../api/listen.js');
+          const apiPort = await freePort(Number(opts.apiPort), [stack.postgres?.port ?? 0, Number(opts.port), Number(opts.uiPort)]);
+          api = await listenApi({ client: stack.client, taskQueue, ledger, host: '127.0.0.1', port: apiPort, log: logger });
+        }
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
         say(`  Web UI        ${stack.info.webUi}`);
@@ -107,6 +115,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
         say(`  Data          ${stackDir()} (kept between runs; \`npx transfer reset\` removes it)`);
         say(`  Worker log    ${join(stackDir(), 'worker.log')}`);
+        if (api) say(`  HTTP API      ${api.url}/v1 (OpenAPI ${api.url}/openapi.json; ${api.authenticated ? 'bearer API keys from TRANSFER_API_KEYS' : 'no API keys configured: no authentication, loopback only'})`);
         if (relay) say(`  Relay         ${relay.mode} mode: transfer requests from database wallet_service (transfer_outbox.transfer_requests)`);
         // Listening from here on, the demo included: the Temporal runtime answers Ctrl-C by stopping
         // the worker, and a demo left waiting for that worker would never end. Never rejects: a worker
@@ -133,6 +142,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           say(`\n${await stopping}: shutting down…`);
         }
       } finally {
+        await api?.stop().catch((e) => say(`HTTP API stop: ${(e as Error).message}`));
         await relay?.stop().catch((e) => say(`relay stop: ${(e as Error).message}`));
         await messaging?.stop().catch((e) => say(`webhooks stop: ${(e as Error).message}`));
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
