@@ -95,7 +95,15 @@ export async function moveSlots(ledger: Ledger, range: { from: number; to: numbe
   const owners = ownersOf(ledger.slotMap, range.from, range.to);
   if (owners.length !== 1) throw new SlotMoveRefused(`slots ${range.from}-${range.to} are on shards ${owners.join(', ')}: move each shard's part on its own`);
   const source = owners[0]!;
-  if (source === target) throw new SlotMoveRefused(`slots ${range.from}-${range.to} are already on shard ${target}`);
+  if (source === target) {
+    // Run again after it finished (the mover's answer was lost): the same move, done.
+    const { rows: [done] } = await control.pool.query<DbMove>(
+      `SELECT ${MOVE_COLUMNS} FROM slot_moves WHERE state = 'done' AND from_slot = $1::int AND to_slot = $2::int AND target = $3::int ORDER BY id DESC LIMIT 1`,
+      [range.from, range.to, target],
+    );
+    if (done) return moveRow(done);
+    throw new SlotMoveRefused(`slots ${range.from}-${range.to} are already on shard ${target}`);
+  }
   await reachable(ledger, source);
   let row: DbMove;
   try {
