@@ -155,8 +155,8 @@ async function runMove(ledger: Ledger, move: MoveRow, options: MoveOptions): Pro
     const setPhase = (phase: MoveRow['phase']) =>
       control.pool.query(`UPDATE slot_moves SET phase = $2::text, updated_at = now() WHERE id = $1::bigint AND state = 'running'`, [move.id, phase]);
     if (move.phase === 'marking') {
-      await markTarget(tgt, move);
-      await markSource(src, move);
+      await mark(tgt, move, 'absent', 'importing', move.source);
+      await mark(src, move, 'owned', 'migrating', move.target);
       await setPhase('copying');
       log(`move #${move.id}: slots ${move.fromSlot}-${move.toSlot} migrating on shard ${move.source}, importing on shard ${move.target}`);
     }
@@ -182,26 +182,19 @@ async function runMove(ledger: Ledger, move: MoveRow, options: MoveOptions): Pro
   }
 }
 
-async function markTarget(tgt: ShardContext, move: MoveRow): Promise<void> {
-  await withTransaction(tgt.pool, async (client) => {
+/**
+ * One side's slots enter the move: the target's from absent to importing, then the source's from
+ * owned to migrating. Under the slot rows' locks, so the source's change waits for the steps in flight
+ * on these slots (they hold key-share locks on the rows). Idempotent: a resumed move finds it done.
+ */
+async function mark(ctx: ShardContext, move: MoveRow, from: 'absent' | 'owned', to: 'importing' | 'migrating', peer: number): Promise<void> {
+  await withTransaction(ctx.pool, async (client) => {
     await client.query('SELECT 1 FROM slot_state WHERE slot BETWEEN $1::int AND $2::int FOR UPDATE', [move.fromSlot, move.toSlot]);
     await client.query(
-      `UPDATE slot_state SET state = 'importing', peer = $3::int, move_id = $4::bigint WHERE slot BETWEEN $1::int AND $2::int AND state = 'absent'`,
-      [move.fromSlot, move.toSlot, move.source, move.id],
+      `UPDATE slot_state SET state = $5::text, peer = $3::int, move_id = $4::bigint WHERE slot BETWEEN $1::int AND $2::int AND state = $6::text`,
+      [move.fromSlot, move.toSlot, peer, move.id, to, from],
     );
-    await expectStates(client, move, 'importing', `shard ${move.target}`);
-  });
-}
-
-async function markSource(src: ShardContext, move: MoveRow): Promise<void> {
-  await withTransaction(src.pool, async (client) => {
-    // Waits for the steps in flight on these slots (they hold key-share locks on the rows).
-    await client.query('SELECT 1 FROM slot_state WHERE slot BETWEEN $1::int AND $2::int FOR UPDATE', [move.fromSlot, move.toSlot]);
-    await client.query(
-      `UPDATE slot_state SET state = 'migrating', peer = $3::int, move_id = $4::bigint WHERE slot BETWEEN $1::int AND $2::int AND state = 'owned'`,
-      [move.fromSlot, move.toSlot, move.target, move.id],
-    );
-    await expectStates(client, move, 'migrating', `shard ${move.source}`);
+    await expectStates(client, move, to, `shard ${ctx.shard}`);
   });
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { formatSlotMap, parseSlotRange } from '../../domain/slots.js';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { MoveRow } from '../../ledger/slot-mover.js';
-import { openLedger } from '../context.js';
+import { withLedger } from '../context.js';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
 
 /**
@@ -10,15 +10,6 @@ import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
  * shard; `slots move FROM-TO --to N` moves a slot range while transfers run; a mover that died is
  * resumed by running the same command again, or `slots resume`.
  */
-async function withLedger<T>(fn: (ledger: Ledger) => Promise<T>): Promise<T> {
-  const ledger = await openLedger();
-  try {
-    return await fn(ledger);
-  } finally {
-    await ledger.close();
-  }
-}
-
 function moveLine(m: MoveRow): string {
   const progress = m.state === 'done' ? `${m.movedIds} account id(s) moved, finished ${m.finishedAt}` : `${m.phase}, ${m.movedIds} moved${m.remaining === null ? '' : `, ${m.remaining} left`}, last progress ${m.updatedAt}`;
   return `move #${m.id}  slots ${m.fromSlot}-${m.toSlot}  shard ${m.source} -> ${m.target}  ${m.state.toUpperCase()}  (${progress})`;
