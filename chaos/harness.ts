@@ -12,6 +12,7 @@ import { checkRun } from './checks.js';
 import { runFaults } from './controller.js';
 import { Findings, type ChaosViolation } from './findings.js';
 import { FAULT_KINDS, makePlan, type FaultKind, type Plan } from './plan.js';
+import { runSlotMoves } from './slot-moves.js';
 import { ComposedStack } from './stack.js';
 import { UpStack } from './up-stack.js';
 import { Workload } from './workload.js';
@@ -30,6 +31,8 @@ export interface ChaosOptions {
   holdTtlMs: number;
   faultWindowMs: number;
   approvalTimeoutMs: number;
+  /** The slot-move variant: shards added while running, slot ranges moved back and forth, movers killed. */
+  slotMoves?: { extraShards: number; moves: number; kills: number };
   /** Keep the data directory (it is always kept when there are violations). */
   keep: boolean;
   log: (line: string) => void;
@@ -86,7 +89,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     if (unsupported.length > 0) throw new Error(`--stack up supports the fault kinds ${UP_FAULT_KINDS.join(', ')} (not ${unsupported.join(', ')})`);
   }
   const common = { dir, workers: o.workers, taskQueue, workflowBundle, baseFaults: BASE_FAULTS, findings, log: o.log, workerEnv };
-  const stack = o.stack === 'up' ? new UpStack(common) : new ComposedStack({ ...common, temporalCli: cli.path });
+  if (o.slotMoves && o.stack === 'up') throw new Error('slot moves run with the composed stack only');
+  const extraDatabases = Array.from({ length: o.slotMoves?.extraShards ?? 0 }, (_, i) => `chaos_${2 + i}`);
+  const stack = o.stack === 'up' ? new UpStack(common) : new ComposedStack({ ...common, temporalCli: cli.path, extraDatabases });
   const killOnExit = () => stack.killAllNow();
   process.once('exit', killOnExit);
   let connection: Connection | undefined;
@@ -108,11 +113,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     const gate = async (i: number) => {
       while (begun < plan.faults.length && plan.faults[begun]!.afterStarts < i && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     };
+    const moves = o.slotMoves && stack instanceof ComposedStack
+      ? runSlotMoves({ dir, shardUrls: stack.shardUrls, newShardUrls: stack.extraShardUrls, moves: o.slotMoves.moves, kills: o.slotMoves.kills, stop: () => Date.now() > deadline, findings, log: o.log })
+      : undefined;
     const faults = runFaults(stack, plan.faults, () => ({ started: workload.started, done: done && Date.now() > deadline }), BASE_FAULTS, findings, o.log, () => begun++);
     await workload.run(o.concurrency, gate, o.log).finally(() => (done = true));
     o.log(`workload: all ${workload.started} started; waiting for the remaining faults and transfers`);
     await faults;
+    const figures = await moves;
     await workload.collect(started + o.durationLimitMs * 0.92, o.concurrency);
+    if (figures && figures.durationsMs.length > 0) {
+      const sorted = [...figures.durationsMs].sort((a, b) => a - b);
+      findings.count('slot move ms p50', sorted[Math.floor(sorted.length / 2)]!);
+      findings.count('slot move ms max', sorted[sorted.length - 1]!);
+    }
     const unsent = workload.records.filter((r) => !r.started).length;
     if (unsent > 0) {
       findings.count('not sent: the time limit came first', unsent);
@@ -125,6 +139,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
 
     const ledger = Ledger.connect({ shardUrls: stack.shardUrls, slotMap: evenSlotMap(2), poolSize: 2 });
     try {
+      await ledger.checkIdentity(); // every registered shard, added ones included
       await checkRun(plan, workload.records.filter((r) => r.started), ledger, client, taskQueue, findings);
     } finally {
       await ledger.close();

@@ -25,6 +25,8 @@ export interface StackOptions {
   workerEnv: Record<string, string>;
   /** The workflow bundle, built once per run (see src/testing/faults.ts). */
   workflowBundle: string;
+  /** Empty databases created with the shards, for `transfer shards add` (the slot-move variant). */
+  extraDatabases?: string[];
   /** TRANSFER_TEST_FAULTS every worker runs with unless a fault says otherwise. */
   baseFaults: string;
   findings: Findings;
@@ -54,6 +56,11 @@ export class ComposedStack implements FaultTarget {
 
   get shardUrls(): string[] {
     return SHARD_DATABASES.map((db) => this.pg!.url(db));
+  }
+
+  /** The databases for shards added while running (not given to the workers: they find them in the registry). */
+  get extraShardUrls(): string[] {
+    return (this.o.extraDatabases ?? []).map((db) => this.pg!.url(db));
   }
 
   get temporalAddress(): string {
@@ -89,7 +96,7 @@ export class ComposedStack implements FaultTarget {
 
   async startPostgres(): Promise<void> {
     const preferred = this.pgPort || 25432 + Math.floor(Math.random() * 2000);
-    this.pg = await startEmbeddedPostgres({ dir: join(this.o.dir, 'postgres'), port: preferred, databases: SHARD_DATABASES, log: (l) => this.o.log(`  ${l}`) });
+    this.pg = await startEmbeddedPostgres({ dir: join(this.o.dir, 'postgres'), port: preferred, databases: [...SHARD_DATABASES, ...(this.o.extraDatabases ?? [])], log: (l) => this.o.log(`  ${l}`) });
     if (this.pgPort && this.pg.port !== this.pgPort) throw new Error(`PostgreSQL came back on port ${this.pg.port} instead of ${this.pgPort} (taken meanwhile)`);
     this.pgPort = this.pg.port;
     this.down.delete('postgres');

@@ -30,6 +30,16 @@ export async function openLedger(): Promise<Ledger> {
   return Ledger.connect({ shardUrls: stack.shardUrls, slotMap: parseSlotMap(stack.slotMap, stack.shardUrls.length), poolSize: 4 });
 }
 
+/** A ledger for one command, closed afterwards whatever happens. */
+export async function withLedger<T>(fn: (ledger: Ledger) => Promise<T>): Promise<T> {
+  const ledger = await openLedger();
+  try {
+    return await fn(ledger);
+  } finally {
+    await ledger.close();
+  }
+}
+
 export async function temporalTarget(): Promise<TemporalConfig> {
   if (process.env.TEMPORAL_ADDRESS) return temporalConfig();
   const stack = await stackInfo();

@@ -94,6 +94,8 @@ export function classify(error: unknown): { exitCode: number; message: string; c
   if (e?.name === 'CommanderError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'bad usage'), code: 'USAGE' };
   // The shards are misconfigured (wrong order, wrong slot map): an environment problem, nothing was done.
   if (e?.name === 'ShardIdentityError') return { exitCode: EXIT.UNREACHABLE, message: oneLine(e.message ?? 'shard identity mismatch'), code: 'SHARD_IDENTITY' };
+  // A slot move or shard registration refused (overlap, a shard down or of another identity): nothing changed.
+  if (e?.name === 'SlotMoveRefused') return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(e.message ?? 'refused'), code: 'MOVE_REFUSED' };
   if (e?.name === 'WorkflowNotFoundError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'transfer not found'), code: 'NOT_FOUND' };
   if (isUnreachable(error)) {
     return { exitCode: EXIT.UNREACHABLE, message: oneLine(`dependency unreachable: ${e?.message ?? e?.code}`), code: 'UNREACHABLE' };

@@ -83,3 +83,51 @@ export function shardOf(accountId: string, ranges: readonly SlotRange[]): number
   }
   throw new Error(`slot ${slot} is not mapped to a shard`);
 }
+
+/**
+ * A slot map from the database (or anywhere a map is not typed by a person): parsed like the
+ * environment's, and every shard it names must be one the cluster has.
+ */
+export function checkSlotMap(text: string, shardCount: number, source: string): SlotRange[] {
+  try {
+    return parseSlotMap(text, shardCount);
+  } catch (error) {
+    throw new Error(`slot map from ${source} is refused: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Parses "FROM-TO" or a single slot into an inclusive range of slots. */
+export function parseSlotRange(text: string): { from: number; to: number } {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(text.trim());
+  if (!match) throw new Error(`slot range ${JSON.stringify(text)} is not FROM-TO (e.g. 0-4095)`);
+  const from = Number(match[1]);
+  const to = match[2] === undefined ? from : Number(match[2]);
+  if (from > to || to >= SLOT_COUNT) throw new Error(`slot range ${text} is outside 0-${SLOT_COUNT - 1} or reversed`);
+  return { from, to };
+}
+
+/** The map with slots from..to given to `shard`; adjacent ranges of one shard merged. */
+export function assignRange(ranges: readonly SlotRange[], from: number, to: number, shard: number): SlotRange[] {
+  const out: SlotRange[] = [];
+  for (const r of ranges) {
+    if (r.to < from || r.from > to) out.push({ ...r });
+    else {
+      if (r.from < from) out.push({ from: r.from, to: from - 1, shard: r.shard });
+      if (r.to > to) out.push({ from: to + 1, to: r.to, shard: r.shard });
+    }
+  }
+  out.push({ from, to, shard });
+  out.sort((a, b) => a.from - b.from);
+  const merged: SlotRange[] = [];
+  for (const r of out) {
+    const last = merged[merged.length - 1];
+    if (last && last.shard === r.shard && last.to + 1 === r.from) last.to = r.to;
+    else merged.push({ ...r });
+  }
+  return merged;
+}
+
+/** The shards owning any slot of from..to. */
+export function ownersOf(ranges: readonly SlotRange[], from: number, to: number): number[] {
+  return [...new Set(ranges.filter((r) => !(r.to < from || r.from > to)).map((r) => r.shard))].sort((a, b) => a - b);
+}

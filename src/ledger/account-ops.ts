@@ -3,7 +3,7 @@ import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { currencyExponent } from '../domain/money.js';
 import { fingerprint, runStep } from './barrier.js';
-import { appendEvent, dbNow, ensureSystemAccounts, lockAccount, stepArgs, type ShardContext } from './shard-context.js';
+import { appendEvent, dbNow, ensureSystemAccounts, lockAccount, routeHere, stepArgs, type ShardContext } from './shard-context.js';
 import type { AccountView, EntryResult, PostingView } from './types.js';
 import { withTransaction } from '../db/transaction.js';
 import { ACCOUNT_COLUMNS, accountView, type AccountRow } from './views.js';
@@ -18,6 +18,7 @@ export interface OpenAccount {
 export async function openAccount(ctx: ShardContext, input: OpenAccount): Promise<{ account: AccountView; created: boolean }> {
   const overdraft = input.overdraftLimit ?? 0n;
   return withTransaction(ctx.pool, async (client) => {
+    await routeHere(client, ctx, input.id);
     await ensureSystemAccounts(client, input.currency);
     const { rows } = await client.query<AccountRow>(
       `INSERT INTO accounts (id, kind, currency, currency_exponent, overdraft_limit, created_at, updated_at)
@@ -42,8 +43,11 @@ export async function openAccount(ctx: ShardContext, input: OpenAccount): Promis
 }
 
 export async function getAccount(ctx: ShardContext, id: string): Promise<AccountView | undefined> {
-  const { rows } = await ctx.pool.query<AccountRow>(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = $1::text`, [id]);
-  return rows[0] ? accountView(rows[0], ctx.shard) : undefined;
+  return withTransaction(ctx.pool, async (client) => {
+    await routeHere(client, ctx, id);
+    const { rows } = await client.query<AccountRow>(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = $1::text`, [id]);
+    return rows[0] ? accountView(rows[0], ctx.shard) : undefined;
+  });
 }
 
 export async function listAccounts(ctx: ShardContext, includeSystem = false): Promise<AccountView[]> {
@@ -90,6 +94,7 @@ async function externalMovement(ctx: ShardContext, input: Movement, kind: 'depos
  */
 export async function setStatus(ctx: ShardContext, id: string, status: AccountStatus): Promise<AccountView> {
   return withTransaction(ctx.pool, async (client) => {
+    await routeHere(client, ctx, id);
     const account = await lockAccount(client, id);
     if (account.status === 'closed' && status !== 'closed') {
       throw new RefusalError(Refusal.ACCOUNT_CLOSED, `account ${id} is closed for good`, { account: id });

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { Refusal, isRefusalCode } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { withClient } from '../db/transaction.js';
-import type { ShardContext } from './shard-context.js';
+import type { MovedAnswer, ShardContext } from './shard-context.js';
+import { MovedError } from './topology.js';
 
 /**
  * The idempotency barrier lives in the database (migrations/004_step_functions.sql): each step is
@@ -25,7 +26,7 @@ interface StoredRefusal {
 }
 
 /** What a step function returns: the outcome (now or replayed), or a business refusal. */
-type StepAnswer<T> = { replayed: boolean; outcome: T; refusal?: undefined } | { replayed: boolean; refusal: StoredRefusal };
+type StepAnswer<T> = ({ replayed: boolean; outcome: T; refusal?: undefined } | { replayed: boolean; refusal: StoredRefusal }) & { moved?: MovedAnswer };
 
 /**
  * Runs one step: `fn(args…)` as a single statement (its own transaction), on one pooled connection.
@@ -38,6 +39,8 @@ export async function runStep<T>(ctx: ShardContext, fn: string, args: readonly {
     client.query<{ answer: StepAnswer<T> }>(`SELECT ${fn}(${placeholders}) AS answer`, args.map((arg) => arg.value)),
   );
   const answer = rows[0]!.answer;
+  // Not served here (the slot moved, or is moving and this account already went): nothing was done.
+  if (answer.moved) throw new MovedError(answer.moved.slot, answer.moved.shard, answer.moved.account, ctx.shard);
   if (answer.refusal) throw refusalError(answer.refusal);
   return { outcome: answer.outcome, replayed: answer.replayed };
 }

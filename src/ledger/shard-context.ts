@@ -3,6 +3,7 @@ import { clearingAccountId, externalAccountId, suspenseAccountId } from '../doma
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { currencyExponent } from '../domain/money.js';
+import { MovedError } from './topology.js';
 import { ACCOUNT_COLUMNS, type AccountRow } from './views.js';
 
 /** What every operation on one shard needs: its pool and its number. */
@@ -96,4 +97,18 @@ export function appendEvent(client: pg.PoolClient, event: LedgerEvent): Promise<
 /** A hold's event payload: amounts as digit strings, never numbers. */
 export function holdPayload(hold: { key: string; transfer_id: string; account_id: string; amount: string; currency: string }, key: string, at: Date): Record<string, unknown> {
   return { transferId: hold.transfer_id, holdKey: hold.key, account: hold.account_id, amount: String(hold.amount), currency: hold.currency, key, at: at.toISOString() };
+}
+
+/** A step function's "moved" answer (ledger_route): the slot is served by another shard. */
+export interface MovedAnswer { slot: number; shard: number; account: string }
+
+/**
+ * Whether this shard serves the account's slot now (ledger_route), in the caller's transaction: an
+ * operation that is not a step function (open, status, read) asks first, and holds the same locks a
+ * step holds, so a slot move hands the account over before or after it, never during.
+ */
+export async function routeHere(client: pg.PoolClient, ctx: ShardContext, accountId: string): Promise<void> {
+  const { rows } = await client.query<{ answer: { moved?: MovedAnswer } | null }>('SELECT ledger_route($1::text) AS answer', [accountId]);
+  const moved = rows[0]?.answer?.moved;
+  if (moved) throw new MovedError(moved.slot, moved.shard, moved.account, ctx.shard);
 }

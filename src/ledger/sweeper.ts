@@ -16,6 +16,8 @@ export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<
       `WITH due AS (
          SELECT key FROM holds
          WHERE state = 'pending' AND expires_at <= $1::timestamptz
+           -- a copy a slot move has not finished handing over is not this shard's to expire yet
+           AND NOT EXISTS (SELECT 1 FROM slot_moved_ids m WHERE m.account_id = holds.account_id AND NOT m.confirmed)
          ORDER BY expires_at LIMIT $2::int
          FOR UPDATE SKIP LOCKED)
        UPDATE holds h SET state = 'expired', resolved_at = $1::timestamptz, resolved_by = 'sweeper'

@@ -93,13 +93,38 @@ function judge(flow: Flow, checkedAt: number, graceMs: number): Verdict {
   return 'inconsistent';
 }
 
-/** Opens one REPEATABLE READ READ ONLY transaction per shard, all at once, for `fn`. */
-async function withSnapshots<T>(shards: readonly ShardContext[], fn: (clients: pg.PoolClient[]) => Promise<T>, held: pg.PoolClient[] = []): Promise<T> {
+/** Taken while snapshots are opened (slot moves wait meanwhile); returns its release. */
+export type Cut = () => Promise<() => Promise<void>>;
+
+/**
+ * Opens one REPEATABLE READ READ ONLY transaction per shard, all at once, for `fn`. With a cut, the
+ * snapshots are all taken while it is held: no account is handed between shards in between.
+ */
+async function withSnapshots<T>(shards: readonly ShardContext[], fn: (clients: pg.PoolClient[]) => Promise<T>, cut?: Cut): Promise<T> {
+  const release = cut ? await cut() : undefined;
+  let released = false;
+  const done = async () => {
+    if (!released && release) await release();
+    released = true;
+  };
+  try {
+    return await openSnapshots(shards, async (clients) => {
+      await done();
+      return fn(clients);
+    });
+  } finally {
+    await done();
+  }
+}
+
+async function openSnapshots<T>(shards: readonly ShardContext[], fn: (clients: pg.PoolClient[]) => Promise<T>, held: pg.PoolClient[] = []): Promise<T> {
   if (held.length === shards.length) return fn(held);
   return withClient(shards[held.length]!.pool, async (client) => {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // The snapshot is taken by the first statement, not by BEGIN: both in one round trip, so the
+    // shards' snapshots are as close together as before.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1');
     try {
-      return await withSnapshots(shards, fn, [...held, client]);
+      return await openSnapshots(shards, fn, [...held, client]);
     } finally {
       await client.query('COMMIT').catch(() => undefined);
     }
@@ -137,7 +162,7 @@ async function* mergedFlows(streams: AsyncGenerator<FlowRow>[]): AsyncGenerator<
   }
 }
 
-export async function verifyShards(shards: readonly ShardContext[], options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyShards(shards: readonly ShardContext[], options: VerifyOptions = {}, cut?: Cut): Promise<VerifyReport> {
   const grace = { ...DEFAULTS, ...options };
   const violations: Violation[] = [];
   const summaries: VerifyReport['shards'] = [];
@@ -197,12 +222,12 @@ export async function verifyShards(shards: readonly ShardContext[], options: Ver
         suspicious.push(flow);
       }
     }
-  });
+  }, cut);
 
   // The shards' snapshots are taken one after another, so a transfer that moved in between can look
   // inconsistent (its credit seen, its debit not yet). Read each such transfer again before calling it.
   for (const first of suspicious) {
-    const again = await recheck(shards, first.transfer, first.currency);
+    const again = await recheck(shards, first.transfer, first.currency, cut);
     const verdict = again ? judge(again, checkedAt, grace.transitGraceMs) : 'settled';
     const flow = again ?? first;
     if (verdict === 'in_transit') inTransit.transfers += 1;
@@ -235,12 +260,14 @@ export async function verifyShards(shards: readonly ShardContext[], options: Ver
   };
 }
 
-async function recheck(shards: readonly ShardContext[], transfer: string, currency: string): Promise<Flow | undefined> {
+async function recheck(shards: readonly ShardContext[], transfer: string, currency: string, cut?: Cut): Promise<Flow | undefined> {
   const sql = TRANSFER_FLOWS.replace('%WHERE%', 'WHERE transfer_id = $1::text AND currency = $2::char(3)');
-  let total: Flow | undefined;
-  for (const ctx of shards) {
-    const { rows } = await ctx.pool.query<FlowRow>(sql, [transfer, currency]);
-    for (const row of rows) total = add(total, flowOf(row));
-  }
-  return total;
+  return withSnapshots(shards, async (clients) => {
+    let total: Flow | undefined;
+    for (const client of clients) {
+      const { rows } = await client.query<FlowRow>(sql, [transfer, currency]);
+      for (const row of rows) total = add(total, flowOf(row));
+    }
+    return total;
+  }, cut);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc16, evenSlotMap, formatSlotMap, parseSlotMap, shardOf, slotOf, SLOT_COUNT } from '../../src/domain/slots.js';
+import { assignRange, checkSlotMap, crc16, evenSlotMap, formatSlotMap, ownersOf, parseSlotMap, parseSlotRange, shardOf, slotOf, SLOT_COUNT } from '../../src/domain/slots.js';
 
 describe('slot sharding', () => {
   it('uses CRC16/XMODEM, the same hash as Redis Cluster', () => {
@@ -42,5 +42,18 @@ describe('slot sharding', () => {
       const moved = shardOf(id, before) !== shardOf(id, after);
       expect(moved).toBe(slot >= 12001);
     }
+  });
+
+  it('moves a range in the map, merging neighbours, and parses ranges to move', () => {
+    const map = evenSlotMap(2);
+    expect(formatSlotMap(assignRange(map, 0, 4095, 2))).toBe('0-4095:2,4096-8191:0,8192-16383:1');
+    expect(formatSlotMap(assignRange(assignRange(map, 0, 4095, 2), 0, 4095, 0))).toBe('0-8191:0,8192-16383:1');
+    expect(formatSlotMap(assignRange(map, 8000, 9000, 3))).toBe('0-7999:0,8000-9000:3,9001-16383:1');
+    expect(ownersOf(map, 8000, 9000)).toEqual([0, 1]);
+    expect(parseSlotRange('0-4095')).toEqual({ from: 0, to: 4095 });
+    expect(parseSlotRange('7')).toEqual({ from: 7, to: 7 });
+    expect(() => parseSlotRange('4095-0')).toThrow(/reversed/);
+    expect(() => parseSlotRange('0-16384')).toThrow(/outside/);
+    expect(() => checkSlotMap('0-8191:0,8192-16383:4', 4, 'the control table')).toThrow(/slot map from the control table is refused: .*shard 4, but only 4 exist/);
   });
 });

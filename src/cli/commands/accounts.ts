@@ -5,7 +5,7 @@ import { assertIdempotencyKey } from '../../domain/input.js';
 import { assertCurrency, parseDecimal } from '../../domain/money.js';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { AccountView } from '../../ledger/types.js';
-import { openLedger } from '../context.js';
+import { withLedger } from '../context.js';
 import { checkAccountId, checkDecimalSyntax, emit, money, type GlobalOptions } from '../output.js';
 
 function accountJson(a: AccountView) {
@@ -14,15 +14,6 @@ function accountJson(a: AccountView) {
 
 function accountLine(a: AccountView): string {
   return `${a.id.padEnd(20)} ${a.status.padEnd(7)} shard ${a.shard}  posted ${money(a.posted, a.currency).padStart(16)}  available ${money(a.available, a.currency).padStart(16)}  pending -${money(a.pendingDebits, a.currency)} / +${money(a.pendingCredits, a.currency)}`;
-}
-
-async function withLedger<T>(fn: (ledger: Ledger) => Promise<T>): Promise<T> {
-  const ledger = await openLedger();
-  try {
-    return await fn(ledger);
-  } finally {
-    await ledger.close();
-  }
 }
 
 export function registerAccountCommands(program: Command, globals: () => GlobalOptions): void {
