@@ -6,6 +6,7 @@ import type { Logger } from './observability/logger.js';
 import { TransferMetrics } from './observability/metrics.js';
 import { freePort } from './embedded/ports.js';
 import { installTestFaults } from './testing/faults.js';
+import { cachedWorkflowBundle } from './temporal/bundle.js';
 import { createTransferWorker, startSweeper } from './worker.js';
 
 export interface RunningWorker {
@@ -30,6 +31,8 @@ export async function runWorker(options: {
   const metrics = new TransferMetrics();
   const testFaults = installTestFaults(); // inert unless the chaos test sets TRANSFER_TEST_FAULTS
   const worker = await createTransferWorker({
+    // Built once per code version in a child process (the chaos test hands in its own).
+    workflowBundle: testFaults.workflowBundle ?? (await cachedWorkflowBundle((line) => options.logger.info({}, line))),
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
