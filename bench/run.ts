@@ -40,6 +40,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { TransferMetrics } from '../src/observability/metrics.js';
 import { resolveDevServer } from '../src/temporal/binaries.js';
 import { DEV_SERVER_TUNING, startDevServer, type RunningDevServer } from '../src/temporal/dev-server.js';
+import { connectWhenHealthy } from '../src/temporal/start-retry.js';
 import { createTransferWorker, WORKFLOWS_PATH } from '../src/worker.js';
 import { approveSignal, TRANSFER_WORKFLOW } from '../workflows/definitions.js';
 import { cpuProbe, formatTable, measure, percentiles, resolveRatios, round, row, rssMiB, type Measured, type Row } from './support.js';
@@ -283,7 +284,7 @@ async function startTemporal(path: string, dir: string, label: string, tuned: bo
     dbFilename: join(dir, `temporal-${label}.db`), logFile: join(dir, `temporal-${label}.log`), tuned,
   });
   try {
-    const native = await NativeConnection.connect({ address: server.address });
+    const native = await connectWhenHealthy(() => NativeConnection.connect({ address: server.address }));
     const connection = await Connection.connect({ address: server.address });
     say(`Temporal dev server (${label}) ${server.address}, pid ${server.pid}${extraArgs.length ? `, ${extraArgs.join(' ')}` : ', default settings'}`);
     return {

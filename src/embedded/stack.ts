@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../domain/search-attributes.js';
 import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
-import { startWithRetry } from '../temporal/start-retry.js';
+import { connectWhenHealthy, startWithRetry } from '../temporal/start-retry.js';
 import { DEV_SERVER_TUNING, startDevServer } from '../temporal/dev-server.js';
 import { dataDir } from './paths.js';
 import { freePort } from './ports.js';
@@ -166,7 +166,7 @@ async function startTemporal(
     const server = await startDevServer({ path: executable.path, ip: '127.0.0.1', port: o.port, uiPort: o.uiPort, dbFilename: o.dbFilename, namespace: 'default', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, logFile: o.logFile });
     try {
       o.beforeConnect?.();
-      const nativeConnection = await NativeConnection.connect({ address: server.address });
+      const nativeConnection = await connectWhenHealthy(() => NativeConnection.connect({ address: server.address }));
       // A client of its own (not on the worker's native connection): its long polls, such as the
       // demo's wait for a result, must stop on Ctrl-C through withAbortSignal.
       const connection = await Connection.connect({ address: server.address });

@@ -14,3 +14,20 @@ export async function startWithRetry<T>(what: string, start: () => Promise<T>, a
     }
   }
 }
+
+/**
+ * A freshly started server accepts TCP before its frontend is healthy ("Frontend is not healthy
+ * yet", UNAVAILABLE); connecting is retried until it answers or `timeoutMs` passes.
+ */
+export async function connectWhenHealthy<T>(connect: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await connect();
+    } catch (error) {
+      const message = (error as Error).message ?? String(error);
+      if (Date.now() > deadline || !/not healthy|unavailable|UNAVAILABLE/i.test(message)) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
