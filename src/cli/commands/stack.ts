@@ -52,14 +52,17 @@ async function waitForLedger(ledger: import('../../ledger/ledger.js').Ledger, wa
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('up')
-    .description('run the embedded stack in the foreground: PostgreSQL shards, Temporal dev server + Web UI, a worker')
+    .description('run the embedded stack in the foreground: PostgreSQL shards, Temporal dev server (or server) + Web UI, a worker')
+    .option('--profile <profile>', 'dev: the Temporal CLI dev server on SQLite; server: the Temporal server itself on the embedded PostgreSQL', 'dev')
     .option('--demo', 'run the demo transfers once the stack is up')
     .option('--exit', 'stop after the demo instead of running until Ctrl-C')
     .option('--port <port>', 'preferred Temporal frontend port', '7233')
     .option('--ui-port <port>', 'preferred Web UI port', '8233')
     .option('--metrics-port <port>', 'preferred Prometheus metrics port (0: off)', '9464')
-    .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string }) => {
+    .action(async (opts: { profile: string; demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string }) => {
       const started = Date.now();
+      if (opts.profile !== 'dev' && opts.profile !== 'server') throw new CliError(`--profile must be dev or server (got ${opts.profile})`, EXIT.USAGE, 'USAGE');
+      const profile = opts.profile;
       const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
@@ -73,6 +76,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         progress: say,
         beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
         taskQueue,
+        profile,
         temporalPort: Number(opts.port),
         uiPort: Number(opts.uiPort),
         ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
@@ -101,7 +105,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           shardUrls: stack.info.shardUrls, logger, say,
         });
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
+        say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})${profile === 'server' ? `; profile server: ${stack.temporalDescription ?? 'Temporal server'}` : ''}`);
         say(`  Web UI        ${stack.info.webUi}`);
         say(`  PostgreSQL    ${stack.postgres ? `127.0.0.1:${stack.postgres.port}` : 'external'} (${stack.info.shardUrls.length} shards)`);
         if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
@@ -138,7 +142,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
         await ledger.close().catch(() => undefined);
         await stack.stop();
-        say('stopped: PostgreSQL, Temporal dev server and worker are down');
+        say(`stopped: PostgreSQL, ${profile === 'server' ? 'Temporal server, Web UI' : 'Temporal dev server'} and worker are down`);
       }
     });
 
@@ -181,15 +185,25 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
 
   program
     .command('provision')
-    .description('find or build the Temporal dev server and time-skipping test server (cached after the first run)')
-    .action(async () => {
+    .description('find or build the Temporal dev server, the time-skipping test server, and the server profile\'s Temporal server, SQL tool and Web UI server (cached after the first run)')
+    .option('--no-server-profile', 'skip the server profile\'s binaries (the Temporal server and Web UI server builds)')
+    .action(async (opts: { serverProfile: boolean }) => {
       const started = Date.now();
       const { resolveDevServer, resolveTestServer } = await load.binaries();
       const test = await resolveTestServer({ progress: say });
       const dev = await resolveDevServer({ progress: say });
-      emit(globals(), { devServer: dev, testServer: test, seconds: (Date.now() - started) / 1000 }, () =>
-        `Temporal dev server:  ${dev.path ?? 'SDK download'} (${dev.source})\nTemporal test server: ${test.path ?? 'SDK download'} (${test.source})`,
-      );
+      const serverStarted = Date.now();
+      const server = opts.serverProfile ? await (await import('../../temporal/server-binaries.js')).resolveServerBinaries({ progress: say }) : undefined;
+      const serverSeconds = (Date.now() - serverStarted) / 1000;
+      emit(globals(), { devServer: dev, testServer: test, ...(server ? { temporalServer: { ...server, seconds: serverSeconds } } : {}), seconds: (Date.now() - started) / 1000 }, () => [
+        `Temporal dev server:  ${dev.path ?? 'SDK download'} (${dev.source})`,
+        `Temporal test server: ${test.path ?? 'SDK download'} (${test.source})`,
+        ...(server ? [
+          `Temporal server:      ${server.server} (${server.source}${server.source === 'build' ? `, ${serverSeconds.toFixed(0)} s with the Web UI server` : ''})`,
+          `Temporal SQL tool:    ${server.sqlTool}, schema ${server.schemaDir}`,
+          `Temporal Web UI:      ${server.uiServer ?? 'none'} (${server.uiSource ?? '-'})`,
+        ] : []),
+      ].join('\n'));
     });
 
   program
