@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
+import { historyShardsFromEnv } from '../../src/temporal/server-profile.js';
 import { waitFor } from '../support/control.js';
 import { processesUsing } from '../support/processes.js';
 
@@ -52,7 +53,7 @@ describe('transfer up --profile server', () => {
     say(`cold start: ready in ${readyIn(stderr)} s`);
     expect(stderr).toContain('setting up the temporal schema (temporal-sql-tool)');
     expect(stderr).toContain('registering namespace default');
-    expect(stderr).toMatch(/profile server: Temporal server v1\.29\.1 \(pid \d+\) on PostgreSQL databases temporal \+ temporal_visibility, 4 history shards; Web UI server v2\.42\.1 \(pid \d+\)/);
+    expect(stderr).toMatch(new RegExp(`profile server: Temporal server v1\\.29\\.1 \\(pid \\d+\\) on PostgreSQL databases temporal \\+ temporal_visibility, ${historyShardsFromEnv()} history shards; Web UI server v2\\.42\\.1 \\(pid \\d+\\)`));
     expect(stderr).toContain(`Web UI        http://127.0.0.1:${p.ui}`);
     expect(stdout).toMatch(/\n\s+COMPLETED/);
     expect(stdout).toMatch(/\n\s+FAILED \(INSUFFICIENT_FUNDS\)/);
