@@ -12,7 +12,8 @@ import { processesUsing } from '../support/processes.js';
 /**
  * `transfer up --profile server` as a user runs it, in a data directory of its own: a cold start
  * (schemas, namespace, search attributes set up) with the demo, then a warm start stopped by SIGTERM.
- * Each reports its start time; nothing may be left running or listening.
+ * Each reports its start time; nothing may be left running or listening, also after a SIGTERM that
+ * arrives in the middle of the start.
  */
 let dataDir: string;
 const BIN = new URL('../../bin/transfer.js', import.meta.url).pathname;
@@ -28,8 +29,8 @@ afterAll(async () => {
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
-function start(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args: string[], dir = dataDir) {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -45,6 +46,26 @@ async function ports(): Promise<{ port: number; ui: number; metrics: number }> {
 }
 
 describe('transfer up --profile server', () => {
+  it('SIGTERM while the Temporal server sets up: exits 1 and leaves nothing running', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'transfer-up-server-int-'));
+    await chmod(dir, 0o755);
+    try {
+      const p = await ports();
+      const up = start(['up', '--profile', 'server', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`], dir);
+      // The server runs (its frontend answered) and the namespace is being registered: mid-start.
+      await waitFor(() => up.output().includes('registering namespace default'), 120_000);
+      up.child.kill('SIGTERM');
+      const { code, stderr } = await up.done;
+      expect(code, stderr).toBe(1);
+      expect(stderr).toContain('SIGTERM during start: stopping what has started');
+      // The children were signalled by pid as `up` exited; they take a moment to finish.
+      await waitFor(async () => (await processesUsing(dir)).length === 0, 30_000);
+      for (const port of [p.port, p.ui]) expect(await isPortFree(port), `port ${port}`).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('starts cold (schemas, namespace, search attributes), runs the demo on the Temporal server and stops cleanly with --exit', async () => {
     const p = await ports();
     const run = start(['up', '--profile', 'server', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', `${p.metrics}`]);

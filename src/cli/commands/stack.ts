@@ -72,15 +72,33 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
       // LEDGER_SHARD_URLS / DATABASE_URL switch the ledger to external PostgreSQL servers.
       const external = ledgerConfig();
-      const stack = await startEmbeddedStack({
-        progress: say,
-        beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
-        taskQueue,
-        profile,
-        temporalPort: Number(opts.port),
-        uiPort: Number(opts.uiPort),
-        ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
-      });
+      // Ctrl-C or SIGTERM while the stack starts (PostgreSQL initialising, the Temporal server
+      // setting up its schema): the process ends at once, and as it exits each child it started is
+      // signalled by its own pid, so nothing is left running. Once started, the graceful stop below
+      // takes over.
+      const { signalChildrenOnExit } = await import('../../embedded/children.js');
+      signalChildrenOnExit();
+      const duringStart = (signal: NodeJS.Signals) => {
+        say(`${signal} during start: stopping what has started`);
+        process.exit(EXIT.NOT_COMPLETED);
+      };
+      process.once('SIGINT', duringStart);
+      process.once('SIGTERM', duringStart);
+      let stack: Awaited<ReturnType<typeof startEmbeddedStack>>;
+      try {
+        stack = await startEmbeddedStack({
+          progress: say,
+          beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
+          taskQueue,
+          profile,
+          temporalPort: Number(opts.port),
+          uiPort: Number(opts.uiPort),
+          ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
+        });
+      } finally {
+        process.off('SIGINT', duringStart);
+        process.off('SIGTERM', duringStart);
+      }
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
