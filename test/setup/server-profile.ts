@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/migrate.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../../src/domain/search-attributes.js';
@@ -26,7 +26,8 @@ const say = (line: string) => process.stderr.write(`[server-profile setup] ${lin
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // No Runtime.install here: the default project's setup may run in this same process, and this
+  // setup makes no native connection (the client's Connection is pure JS).
   const runDir = await mkdtemp(join(tmpdir(), 'transfer-server-profile-'));
   await chmod(runDir, 0o755); // PostgreSQL runs as an unprivileged user when tests run as root
   const binaries = await resolveServerBinaries({ progress: say });
