@@ -8,6 +8,8 @@ import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
 import { connectWhenHealthy, startWithRetry } from '../temporal/start-retry.js';
 import { DEV_SERVER_TUNING, startDevServer } from '../temporal/dev-server.js';
+import { resolveServerBinaries, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION, type ServerBinaries } from '../temporal/server-binaries.js';
+import { historyShardsFromEnv, startTemporalServer } from '../temporal/server-profile.js';
 import { dataDir } from './paths.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
@@ -22,8 +24,14 @@ export const shardDatabase = (shard: number) => `ledger_shard_${shard}`;
 /** The example producer service's own database (the inbound transfer request table lives there). */
 export const WALLET_SERVICE_DATABASE = 'wallet_service';
 
+/** `dev`: the Temporal CLI's dev server (SQLite); `server`: the Temporal server on the embedded PostgreSQL. */
+export type StackProfile = 'dev' | 'server';
+export const STACK_PROFILES: readonly StackProfile[] = ['dev', 'server'];
+
 export interface StackInfo {
   pid: number;
+  /** Absent in stack.json files written before profiles existed: `dev`. */
+  profile?: StackProfile;
   startedAt: string;
   temporalAddress: string;
   namespace: string;
@@ -46,8 +54,15 @@ export const FUND_ACCOUNT_DATABASE = 'fund_account';
 
 export interface EmbeddedStack {
   info: StackInfo;
-  /** The embedded PostgreSQL, or undefined when the ledger lives on external servers. */
+  /**
+   * The embedded PostgreSQL, or undefined when the ledger lives on external servers (the server
+   * profile always runs it: Temporal's own databases live there).
+   */
   postgres?: RunningPostgres;
+  /** The server profile's Temporal server and Web UI pids. */
+  temporalPids?: number[];
+  /** The server profile's one-line description for the ready block. */
+  temporalDescription?: string;
   nativeConnection: NativeConnection;
   client: Client;
   stop(): Promise<void>;
@@ -90,49 +105,74 @@ export async function startEmbeddedStack(options: {
    * process alive (and takes over SIGINT/SIGTERM), so a start that failed would never exit.
    */
   beforeConnect?: () => void;
+  profile?: StackProfile;
 }): Promise<EmbeddedStack> {
   const { progress } = options;
+  const profile = options.profile ?? 'dev';
   const running = await readStackInfo();
   if (running && running.pid !== process.pid) {
     throw new Error(`an embedded stack is already running (pid ${running.pid}, Web UI ${running.webUi})`);
   }
   const dir = stackDir();
   await mkdir(dir, { recursive: true });
-  const server = await resolveDevServer({ progress });
-  progress(`Temporal dev server: ${server.path ?? 'SDK download'} (${server.source})`);
+  let server: Awaited<ReturnType<typeof resolveDevServer>> | undefined;
+  let serverBinaries: ServerBinaries | undefined;
+  if (profile === 'server') {
+    serverBinaries = await resolveServerBinaries({ progress });
+    progress(`Temporal server: ${serverBinaries.server} (${serverBinaries.source}); Web UI server: ${serverBinaries.uiServer ?? 'none'} (${serverBinaries.uiSource ?? '-'})`);
+  } else {
+    server = await resolveDevServer({ progress });
+    progress(`Temporal dev server: ${server.path ?? 'SDK download'} (${server.source})`);
+  }
 
   const databases = Array.from({ length: SHARD_COUNT }, (_, i) => shardDatabase(i));
   let postgres: RunningPostgres | undefined;
-  if (options.external) {
-    progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
-  } else {
-    progress('starting PostgreSQL (embedded)…');
-    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: [...databases, WALLET_SERVICE_DATABASE, MESSAGES_DATABASE, FUND_ACCOUNT_DATABASE], log: (l) => progress(`  ${l}`) });
+  if (options.external) progress(`ledger on external PostgreSQL (${options.external.shardUrls.length} shard(s))`);
+  if (!options.external || profile === 'server') {
+    progress(`starting PostgreSQL (embedded${options.external ? ', for Temporal only' : ''})…`);
+    const ledgerDatabases = options.external ? [] : [...databases, WALLET_SERVICE_DATABASE, MESSAGES_DATABASE, FUND_ACCOUNT_DATABASE];
+    postgres = await startEmbeddedPostgres({ dir: join(dir, 'postgres'), databases: ledgerDatabases, log: (l) => progress(`  ${l}`) });
   }
+  const ledgerPostgres = options.external ? undefined : postgres;
   const taken = postgres ? [postgres.port] : [];
   let temporal: TemporalHandle | undefined;
   try {
-    const port = await freePort(options.temporalPort ?? 7233, taken);
-    const uiPort = await freePort(options.uiPort ?? 8233, [...taken, port]);
-    progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
-    temporal = await startTemporal(server.executable, { port, uiPort, dbFilename: join(dir, 'temporal.sqlite'), logFile: join(dir, 'temporal.log'), progress, beforeConnect: options.beforeConnect });
+    let temporalAddress: string;
+    let webUi: string;
+    if (serverBinaries) {
+      const historyShards = historyShardsFromEnv();
+      progress(`starting the Temporal server (PostgreSQL persistence, ${historyShards} history shards requested) and its Web UI…`);
+      temporal = await startServerProfile(serverBinaries, postgres!, { dir, port: options.temporalPort ?? 7233, uiPort: options.uiPort ?? 8233, historyShards, progress, beforeConnect: options.beforeConnect });
+      temporalAddress = temporal.address!;
+      webUi = temporal.webUi ?? '';
+    } else {
+      const port = await freePort(options.temporalPort ?? 7233, taken);
+      const uiPort = await freePort(options.uiPort ?? 8233, [...taken, port]);
+      progress(`starting Temporal dev server on 127.0.0.1:${port} with Web UI on ${uiPort}…`);
+      temporal = await startTemporal(server!.executable, { port, uiPort, dbFilename: join(dir, 'temporal.sqlite'), logFile: join(dir, 'temporal.log'), progress, beforeConnect: options.beforeConnect });
+      temporalAddress = `127.0.0.1:${port}`;
+      webUi = `http://127.0.0.1:${uiPort}`;
+    }
     const info: StackInfo = {
       pid: process.pid,
+      profile,
       startedAt: new Date().toISOString(),
-      temporalAddress: `127.0.0.1:${port}`,
+      temporalAddress,
       namespace: 'default',
       taskQueue: options.taskQueue,
-      webUi: `http://127.0.0.1:${uiPort}`,
-      shardUrls: options.external?.shardUrls ?? databases.map((db) => postgres!.url(db)),
+      webUi,
+      shardUrls: options.external?.shardUrls ?? databases.map((db) => ledgerPostgres!.url(db)),
       slotMap: options.external?.slotMap ?? formatSlotMap(evenSlotMap(SHARD_COUNT)),
-      ...(postgres ? { producerUrl: postgres.url(WALLET_SERVICE_DATABASE) } : process.env.MESSAGES_PRODUCER_URL ? { producerUrl: process.env.MESSAGES_PRODUCER_URL } : {}),
-      ...(postgres ? { messagesUrl: postgres.url(MESSAGES_DATABASE), fundAccountUrl: postgres.url(FUND_ACCOUNT_DATABASE) } : {}),
+      ...(ledgerPostgres ? { producerUrl: ledgerPostgres.url(WALLET_SERVICE_DATABASE) } : process.env.MESSAGES_PRODUCER_URL ? { producerUrl: process.env.MESSAGES_PRODUCER_URL } : {}),
+      ...(ledgerPostgres ? { messagesUrl: ledgerPostgres.url(MESSAGES_DATABASE), fundAccountUrl: ledgerPostgres.url(FUND_ACCOUNT_DATABASE) } : {}),
     };
     await writeFile(stackFile(), JSON.stringify(info, null, 2), { mode: 0o600 });
     const started = temporal;
     return {
       info,
-      postgres,
+      ...(ledgerPostgres ? { postgres: ledgerPostgres } : {}),
+      ...(started.pids ? { temporalPids: started.pids } : {}),
+      ...(started.description ? { temporalDescription: started.description } : {}),
       nativeConnection: started.nativeConnection,
       client: started.client,
       async stop() {
@@ -151,7 +191,55 @@ export async function startEmbeddedStack(options: {
 interface TemporalHandle {
   nativeConnection: NativeConnection;
   client: Client;
+  /** Set by the server profile. */
+  address?: string;
+  webUi?: string | undefined;
+  pids?: number[];
+  description?: string;
   stop(): Promise<void>;
+}
+
+/** The server profile: Temporal's databases in the embedded PostgreSQL, the server and the Web UI as our children. */
+async function startServerProfile(
+  binaries: ServerBinaries,
+  postgres: RunningPostgres,
+  o: { dir: string; port: number; uiPort: number; historyShards: number; progress: Progress; beforeConnect?: (() => void) | undefined },
+): Promise<TemporalHandle> {
+  const url = new URL(postgres.url('postgres'));
+  const server = await startTemporalServer({
+    binaries,
+    dir: join(o.dir, 'temporal-server'),
+    postgres: { host: '127.0.0.1', port: postgres.port, user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) },
+    port: o.port,
+    uiPort: o.uiPort,
+    namespace: 'default',
+    searchAttributes: TRANSFER_SEARCH_ATTRIBUTES,
+    historyShards: o.historyShards,
+    logFile: join(o.dir, 'temporal-server.log'),
+    uiLogFile: join(o.dir, 'temporal-ui.log'),
+    progress: o.progress,
+  });
+  try {
+    o.beforeConnect?.();
+    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    const connection = await Connection.connect({ address: server.address });
+    return {
+      nativeConnection,
+      client: new Client({ connection, namespace: 'default' }),
+      address: server.address,
+      webUi: server.webUi,
+      pids: [server.pid, ...(server.uiPid ? [server.uiPid] : [])],
+      description: `Temporal server ${TEMPORAL_SERVER_VERSION} (pid ${server.pid}) on PostgreSQL databases temporal + temporal_visibility, ${server.historyShards} history shards; Web UI server ${TEMPORAL_UI_SERVER_VERSION}${server.uiPid ? ` (pid ${server.uiPid})` : ' not running'}`,
+      async stop() {
+        await connection.close().catch(() => undefined);
+        await nativeConnection.close().catch(() => undefined);
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
 }
 
 /**

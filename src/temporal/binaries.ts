@@ -104,6 +104,15 @@ async function requireTool(tool: string, args: string[], install: string): Promi
   }
 }
 
+/** Fails with what to do instead when Go is missing. */
+export async function requireGo(instead: string): Promise<void> {
+  try {
+    await run('go', ['version']);
+  } catch {
+    throw new Error(`cannot build the Temporal binaries: 'go' is not installed (${instead})`);
+  }
+}
+
 async function buildCli(target: string, progress: Progress): Promise<void> {
   await requireTool('go', ['version'], 'install Go 1.24+ or put a `temporal` CLI on PATH');
   const staging = `${target}.build-${process.pid}`;
@@ -147,7 +156,7 @@ exec java -XX:+UseSerialGC -Xss512k -cp "$(dirname "$0")/lib/*" io.temporal.test
 }
 
 /** Runs a long build, turning its chatter into a progress line every few seconds. */
-function streamCommand(command: string, args: string[], env: NodeJS.ProcessEnv, progress: Progress, label: string): Promise<void> {
+export function streamCommand(command: string, args: string[], env: NodeJS.ProcessEnv, progress: Progress, label: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

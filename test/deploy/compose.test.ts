@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { TEMPORAL_SERVER_VERSION } from '../../src/temporal/server-binaries.js';
+import { DEFAULT_HISTORY_SHARDS, dynamicConfigYaml } from '../../src/temporal/server-profile.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (rel: string) => readFileSync(new URL(`../../${rel}`, import.meta.url), 'utf8');
@@ -163,6 +165,20 @@ describe('docker-compose.yml', () => {
       ['Amount:Int', 'Currency:Keyword', 'FromAccount:Keyword', 'ToAccount:Keyword', 'TransferStatus:Keyword'],
     );
     expect(envOf('temporal-setup').TEMPORAL_ADDRESS).toBe('temporal:7233');
+  });
+
+  it('describes the same Temporal topology as `transfer up --profile server`', () => {
+    // The same server version, history shards and dynamic config; its own UI and a worker.
+    expect(interpolate(svc('temporal').image)).toBe(`temporalio/auto-setup:${TEMPORAL_SERVER_VERSION.slice(1)}`);
+    const env = envOf('temporal');
+    expect(env.DB).toBe('postgres12');
+    expect(Number(env.NUM_HISTORY_SHARDS)).toBe(DEFAULT_HISTORY_SHARDS);
+    const mount = (svc('temporal').volumes as string[]).map(interpolate).find((v) => v.startsWith('./deploy/temporal/dynamicconfig.yaml:'));
+    expect(mount?.split(':')[1]).toBe(env.DYNAMIC_CONFIG_FILE_PATH);
+    expect(parse(read('deploy/temporal/dynamicconfig.yaml'))).toEqual(parse(dynamicConfigYaml()));
+    expect(dependsOn('temporal-ui')).toHaveProperty('temporal');
+    expect(envOf('temporal-ui').TEMPORAL_ADDRESS).toBe('temporal:7233');
+    expect(envOf('worker').TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
   // Runs only where the docker client has the compose plugin; the client

@@ -17,7 +17,8 @@ import { openFunded, outcomeOf } from '../support/transfers.js';
  * test-results/ui/ for a human to check.
  */
 
-const SHOTS = fileURLToPath(new URL('../../test-results/ui/', import.meta.url));
+/** Run again by test/server-profile/web-ui.test.ts against the server profile's UI server: its own folder. */
+const SHOTS = fileURLToPath(new URL(inject('temporalProfile') === 'server' ? '../../test-results/ui/server-profile/' : '../../test-results/ui/', import.meta.url));
 const WAIT = 15_000;
 const inCi = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
 

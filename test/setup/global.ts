@@ -27,6 +27,10 @@ declare module 'vitest' {
     temporalCli: string;
     workflowBundle: string;
     runDir: string;
+    /** `server` in the server-profile project: `devServerAddress` is then the Temporal server's frontend. */
+    temporalProfile: 'dev' | 'server';
+    /** The server profile's log file (server-profile project only). */
+    temporalServerLog: string;
   }
 }
 
@@ -78,6 +82,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('temporalCli', devServer.path ?? '');
   project.provide('workflowBundle', bundlePath);
   project.provide('runDir', runDir);
+  project.provide('temporalProfile', 'dev');
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: PostgreSQL :${postgres.port}, test server ${timeSkipping.address}, dev server ${devAddress} (UI :${uiPort})`);
 
   return async () => {

@@ -52,15 +52,18 @@ async function waitForLedger(ledger: import('../../ledger/ledger.js').Ledger, wa
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('up')
-    .description('run the embedded stack in the foreground: PostgreSQL shards, Temporal dev server + Web UI, a worker')
+    .description('run the embedded stack in the foreground: PostgreSQL shards, Temporal dev server (or server) + Web UI, a worker')
+    .option('--profile <profile>', 'dev: the Temporal CLI dev server on SQLite; server: the Temporal server itself on the embedded PostgreSQL', 'dev')
     .option('--demo', 'run the demo transfers once the stack is up')
     .option('--exit', 'stop after the demo instead of running until Ctrl-C')
     .option('--port <port>', 'preferred Temporal frontend port', '7233')
     .option('--ui-port <port>', 'preferred Web UI port', '8233')
     .option('--metrics-port <port>', 'preferred Prometheus metrics port (0: off)', '9464')
     .option('--api-port <port>', 'preferred HTTP API port (0: off)', '8787')
-    .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string; apiPort: string }) => {
+    .action(async (opts: { profile: string; demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string; apiPort: string }) => {
       const started = Date.now();
+      if (opts.profile !== 'dev' && opts.profile !== 'server') throw new CliError(`--profile must be dev or server (got ${opts.profile})`, EXIT.USAGE, 'USAGE');
+      const profile = opts.profile;
       const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
@@ -70,14 +73,33 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
       // LEDGER_SHARD_URLS / DATABASE_URL switch the ledger to external PostgreSQL servers.
       const external = ledgerConfig();
-      const stack = await startEmbeddedStack({
-        progress: say,
-        beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
-        taskQueue,
-        temporalPort: Number(opts.port),
-        uiPort: Number(opts.uiPort),
-        ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
-      });
+      // Ctrl-C or SIGTERM while the stack starts (PostgreSQL initialising, the Temporal server
+      // setting up its schema): the process ends at once, and as it exits each child it started is
+      // signalled by its own pid, so nothing is left running. Once started, the graceful stop below
+      // takes over.
+      const { signalChildrenOnExit } = await import('../../embedded/children.js');
+      signalChildrenOnExit();
+      const duringStart = (signal: NodeJS.Signals) => {
+        say(`${signal} during start: stopping what has started`);
+        process.exit(EXIT.NOT_COMPLETED);
+      };
+      process.once('SIGINT', duringStart);
+      process.once('SIGTERM', duringStart);
+      let stack: Awaited<ReturnType<typeof startEmbeddedStack>>;
+      try {
+        stack = await startEmbeddedStack({
+          progress: say,
+          beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
+          taskQueue,
+          profile,
+          temporalPort: Number(opts.port),
+          uiPort: Number(opts.uiPort),
+          ...(external ? { external: { shardUrls: external.shardUrls, slotMap: formatSlotMap(external.slotMap) } } : {}),
+        });
+      } finally {
+        process.off('SIGINT', duringStart);
+        process.off('SIGTERM', duringStart);
+      }
       const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
@@ -109,7 +131,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           api = await listenApi({ client: stack.client, taskQueue, ledger, host: '127.0.0.1', port: apiPort, log: logger });
         }
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})`);
+        say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})${profile === 'server' ? `; profile server: ${stack.temporalDescription ?? 'Temporal server'}` : ''}`);
         say(`  Web UI        ${stack.info.webUi}`);
         say(`  PostgreSQL    ${stack.postgres ? `127.0.0.1:${stack.postgres.port}` : 'external'} (${stack.info.shardUrls.length} shards)`);
         if (running.metricsPort) say(`  Metrics       http://127.0.0.1:${running.metricsPort}/metrics (transfers), http://127.0.0.1:${runtimeMetricsPort}/metrics (Temporal SDK)`);
@@ -148,7 +170,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         await running?.stop().catch((e) => say(`worker stop: ${(e as Error).message}`));
         await ledger.close().catch(() => undefined);
         await stack.stop();
-        say('stopped: PostgreSQL, Temporal dev server and worker are down');
+        say(`stopped: PostgreSQL, ${profile === 'server' ? 'Temporal server, Web UI' : 'Temporal dev server'} and worker are down`);
       }
     });
 
@@ -191,15 +213,25 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
 
   program
     .command('provision')
-    .description('find or build the Temporal dev server and time-skipping test server (cached after the first run)')
-    .action(async () => {
+    .description('find or build the Temporal dev server, the time-skipping test server, and the server profile\'s Temporal server, SQL tool and Web UI server (cached after the first run)')
+    .option('--no-server-profile', 'skip the server profile\'s binaries (the Temporal server and Web UI server builds)')
+    .action(async (opts: { serverProfile: boolean }) => {
       const started = Date.now();
       const { resolveDevServer, resolveTestServer } = await load.binaries();
       const test = await resolveTestServer({ progress: say });
       const dev = await resolveDevServer({ progress: say });
-      emit(globals(), { devServer: dev, testServer: test, seconds: (Date.now() - started) / 1000 }, () =>
-        `Temporal dev server:  ${dev.path ?? 'SDK download'} (${dev.source})\nTemporal test server: ${test.path ?? 'SDK download'} (${test.source})`,
-      );
+      const serverStarted = Date.now();
+      const server = opts.serverProfile ? await (await import('../../temporal/server-binaries.js')).resolveServerBinaries({ progress: say }) : undefined;
+      const serverSeconds = (Date.now() - serverStarted) / 1000;
+      emit(globals(), { devServer: dev, testServer: test, ...(server ? { temporalServer: { ...server, seconds: serverSeconds } } : {}), seconds: (Date.now() - started) / 1000 }, () => [
+        `Temporal dev server:  ${dev.path ?? 'SDK download'} (${dev.source})`,
+        `Temporal test server: ${test.path ?? 'SDK download'} (${test.source})`,
+        ...(server ? [
+          `Temporal server:      ${server.server} (${server.source}${server.source === 'build' ? `, ${serverSeconds.toFixed(0)} s with the Web UI server` : ''})`,
+          `Temporal SQL tool:    ${server.sqlTool}, schema ${server.schemaDir}`,
+          `Temporal Web UI:      ${server.uiServer ?? 'none'} (${server.uiSource ?? '-'})`,
+        ] : []),
+      ].join('\n'));
     });
 
   program
