@@ -49,6 +49,18 @@ async function waitForLedger(ledger: import('../../ledger/ledger.js').Ledger, wa
 }
 
 
+/**
+ * Exit 2 at once when a live stack owns the data directory: stack.json is read without loading the
+ * Temporal SDK or PostgreSQL, so nothing is provisioned, started or left behind.
+ */
+async function refuseWhileRunning(what: string): Promise<void> {
+  const { readStackInfo, stackDir } = await import('../../embedded/stack-file.js');
+  const running = await readStackInfo();
+  if (running && running.pid !== process.pid) {
+    throw new CliError(`an embedded stack is already running on ${stackDir()} (pid ${running.pid}, Web UI ${running.webUi}): stop it (Ctrl-C in its terminal, or \`kill ${running.pid}\`) before you ${what}`, EXIT.USAGE, 'STACK_RUNNING');
+  }
+}
+
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('up')
@@ -61,6 +73,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .option('--api-port <port>', 'preferred HTTP API port (0: off)', '8787')
     .action(async (opts: { demo?: boolean; exit?: boolean; port: string; uiPort: string; metricsPort: string; apiPort: string }) => {
       const started = Date.now();
+      // A second `up` on the same data directory stops here, before anything heavy is loaded or started.
+      await refuseWhileRunning('start another stack on it');
       const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
@@ -206,6 +220,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .command('reset')
     .description('delete the embedded stack data (ledger databases, Temporal history); the stack must be stopped')
     .action(async () => {
+      await refuseWhileRunning('reset it');
       const { resetStack, stackDir } = await load.stack();
       await resetStack();
       emit(globals(), { removed: stackDir() }, () => `removed ${stackDir()}`);
