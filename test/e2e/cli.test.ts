@@ -214,12 +214,32 @@ describe('transfer CLI as a subprocess', () => {
   });
 
   it('approves and cancels transfers waiting for approval', async () => {
-    const big = (id: string) => json('send', '--from', ids.alice, '--to', ids.bob, '--amount', '1000.00', '--currency', 'USD', '--id', id);
-    const [approveId, cancelId] = [`cli-${tag}-approve`, `cli-${tag}-cancel`];
-    await Promise.all([big(approveId), big(cancelId)]);
+    const bigArgs = (id: string) => ['send', '--from', ids.alice, '--to', ids.bob, '--amount', '1000.00', '--currency', 'USD', '--id', id];
+    const [approveId, cancelId, waitId] = [`cli-${tag}-approve`, `cli-${tag}-cancel`, `cli-${tag}-wait`];
+    // Not silent: send says AWAITING_APPROVAL (not RUNNING) with the commands to approve and to cancel.
+    const [sentJson, sentHuman] = await Promise.all([json(...bigArgs(approveId)), run(...bigArgs(cancelId))]);
+    expect([sentJson.r.code, sentJson.body.status]).toEqual([0, 'AWAITING_APPROVAL']);
+    expect(sentJson.body.next).toEqual({ approve: `npx transfer approve ${approveId} --by <name>`, cancel: `npx transfer cancel ${approveId} --reason "<why>"` });
+    expect(sentHuman.code).toBe(0);
+    expect(sentHuman.stdout).toContain(`started: ${cancelId}  AWAITING_APPROVAL`);
+    expect(sentHuman.stdout).toContain(`\`npx transfer approve ${cancelId} --by <name>\``);
+    expect(sentHuman.stdout).toContain(`\`npx transfer cancel ${cancelId} --reason "<why>"\``);
     const awaiting = (id: string) => eventually(async () => ((await json('status', id)).body.status === 'AWAITING_APPROVAL' ? true : undefined));
     expect(await awaiting(approveId)).toBe(true);
     expect(await awaiting(cancelId)).toBe(true);
+    const statusHuman = await run('status', cancelId);
+    expect(statusHuman.code).toBe(0);
+    expect(statusHuman.stdout).toMatch(/AWAITING_APPROVAL/);
+    expect(statusHuman.stdout).toContain(`awaiting approval: approve with \`npx transfer approve ${cancelId} --by <name>\``);
+
+    // send --wait says, while it waits, that the transfer awaits approval and how to approve it.
+    const waiting = run(...bigArgs(waitId), '--wait');
+    expect(await awaiting(waitId)).toBe(true);
+    expect((await json('approve', waitId, '--by', 'ops')).r.code).toBe(0);
+    const waited = await waiting;
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stderr).toContain(`${waitId}: awaiting approval: approve with \`npx transfer approve ${waitId} --by <name>\``);
+    expect(waited.stdout).toMatch(new RegExp(`^${waitId}  COMPLETED`));
 
     const approved = await json('approve', approveId, '--by', 'ops');
     expect([approved.r.code, approved.body]).toEqual([0, { id: approveId, approved: true, by: 'ops' }]);
@@ -243,7 +263,7 @@ describe('transfer CLI as a subprocess', () => {
 
     const unknown = await run('cancel', `cli-${tag}-never`);
     expect(unknown.code).toBe(2);
-    expect((await json('account', 'show', ids.alice)).body).toMatchObject({ posted: '399466', pendingDebits: '0' });
+    expect((await json('account', 'show', ids.alice)).body).toMatchObject({ posted: '299466', pendingDebits: '0' });
   });
 
   it('verify reports a clean ledger', async () => {

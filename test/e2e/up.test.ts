@@ -116,11 +116,15 @@ describe('transfer up (the embedded stack)', () => {
       const p = await ports();
       const run = start(['--json', 'up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', '0'], {
         TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1', LEDGER_SHARD_URLS: external.urls.join(','),
+        // 500.00 USD and more wait for approval: the demo's large case says so and approves it itself.
+        TRANSFER_APPROVAL_THRESHOLD: '50000',
       });
       const { code, stdout, stderr } = await run.done;
       expect(code, stderr).toBe(0);
       expect(stderr).toContain('PostgreSQL    external (2 shards)');
       expect(stderr).toContain('Ledger verify: ok');
+      expect(stderr).toMatch(/1,000,000\.00 USD \(insufficient funds\)\n\s+AWAITING_APPROVAL .*`npx transfer approve demo-\S+ --by <name>`/);
+      expect(stderr).toContain('approved by demo-approver');
       // --json: the demo's report goes to stderr and stdout is exactly one JSON object.
       const report = JSON.parse(stdout) as { items: { status: string; reason?: string }[] };
       expect(report.items.map((i) => [i.status, i.reason])).toEqual([['COMPLETED', undefined], ['FAILED', 'INSUFFICIENT_FUNDS'], ['COMPENSATED', 'ACCOUNT_FROZEN']]);

@@ -148,7 +148,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
             throw new CliError(`${outcomes} during the demo: stopped before it finished`, EXIT.NOT_COMPLETED, 'INTERRUPTED');
           }
           const { moreTransfers } = await load.demo();
-          await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`), () => moreTransfers(stack.client, taskQueue, 2));
+          const print = (l: string) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`);
+          await messaging?.demoReport(print, () => moreTransfers(stack.client, taskQueue, 2, print));
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
