@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerMessageCommands } from './commands/messages.js';
 import { registerRepairCommand } from './commands/repair.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -28,6 +29,7 @@ registerRepairCommand(program, globals);
 registerServeCommand(program, globals);
 registerWebhookCommands(program, globals);
 registerMessagingServiceCommands(program);
+registerDoctorCommand(program, globals);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();

@@ -97,10 +97,29 @@ export function classify(error: unknown): { exitCode: number; message: string; c
   // A slot move or shard registration refused (overlap, a shard down or of another identity): nothing changed.
   if (e?.name === 'SlotMoveRefused') return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(e.message ?? 'refused'), code: 'MOVE_REFUSED' };
   if (e?.name === 'WorkflowNotFoundError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'transfer not found'), code: 'NOT_FOUND' };
+  // A Temporal call refused by the server's configuration (no such namespace, search attributes not
+  // defined): an environment problem, with the server's own words instead of "Failed to start Workflow".
+  const cause = serverCause(error);
+  if (cause && ENVIRONMENT.test(cause)) {
+    return { exitCode: EXIT.UNREACHABLE, message: oneLine(`${e?.message ? `${e.message}: ` : ''}${cause} (run \`npx transfer doctor\`)`), code: 'ENVIRONMENT' };
+  }
   if (isUnreachable(error)) {
     return { exitCode: EXIT.UNREACHABLE, message: oneLine(`dependency unreachable: ${e?.message ?? e?.code}`), code: 'UNREACHABLE' };
   }
-  return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(e?.message ?? String(error)) };
+  const message = e?.message ?? String(error);
+  return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(cause && !message.includes(cause) ? `${message}: ${cause}` : message) };
+}
+
+/** Server answers that mean the environment is not set up for us (not bad input, not a refusal). */
+const ENVIRONMENT = /search attribute|namespace .*(not found|does not exist)|not registered|PermissionDenied|permission denied|unauthori[sz]ed/i;
+
+/** The gRPC detail under an SDK error ("Failed to start Workflow" → why the server refused it). */
+function serverCause(error: unknown): string | undefined {
+  for (let e = (error as { cause?: unknown } | undefined)?.cause as { details?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.details === 'string' && e.details) return e.details;
+    if (typeof e.message === 'string' && e.message) return e.message.replace(/^\d+ [A-Z_]+: /, '');
+  }
+  return undefined;
 }
 
 /** Error messages (gRPC details, driver text) can span lines; the CLI promises one. */
