@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { approveTransfer, cancelTransfer, gateState, startTransfer, transferResult } from '../client.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { outcomeLine, reasonSuffix } from './outcome.js';
 import { money } from './output.js';
 
 /**
@@ -45,7 +46,8 @@ export async function runDemo(options: { client: Client; ledger: Ledger; taskQue
     const result = await transferResult(started.handle);
     const link = `${options.webUi}/namespaces/${options.namespace}/workflows/${encodeURIComponent(id)}`;
     outcomes.push({ id, label: c.label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link });
-    print(`\n  ${c.label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}  steps: ${result.steps.map((s) => `${s.step}:${s.outcome}${s.detail && s.outcome === 'ok' && s.detail !== 'ok' ? `(${s.detail})` : ''}`).join(' → ')}\n    ${link}`);
+    const why = outcomeLine(result);
+    print(`\n  ${c.label}\n    ${result.status}${reasonSuffix(result.status, result.reason)}  steps: ${result.steps.map((s) => `${s.step}:${s.outcome}${s.detail && s.outcome === 'ok' && s.detail !== 'ok' ? `(${s.detail})` : ''}`).join(' → ')}${why ? `\n    ${why}` : ''}\n    ${link}`);
   }
   if (options.producerUrl) outcomes.push(await walletOrder(options, run));
   print(`\nBalances after:\n${await balances()}`);
@@ -91,7 +93,7 @@ async function walletOrder(options: { client: Client; ledger: Ledger; webUi: str
       state = await requestState(pool, id);
     }
     const link = `${options.webUi}/namespaces/${options.namespace}/workflows/${encodeURIComponent(id)}`;
-    options.print(`\n  ${label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}; the wallet service's row now says: ${state?.state ?? 'missing'}\n    ${link}`);
+    options.print(`\n  ${label}\n    ${result.status}${reasonSuffix(result.status, result.reason)}; the wallet service's row now says: ${state?.state ?? 'missing'}\n    ${link}`);
     return { id, label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link };
   } finally {
     await pool.end();

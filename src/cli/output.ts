@@ -2,7 +2,7 @@ import { assertAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError, TransientError } from '../domain/errors.js';
 import { shown } from '../domain/input.js';
-import { formatMoney } from '../domain/money.js';
+import { CURRENCY_EXPONENTS, formatMoney } from '../domain/money.js';
 import { assertTransferId, PERSON } from '../domain/transfer.js';
 import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 
@@ -49,6 +49,32 @@ export function checkAccountId(id: string, field = 'account'): string {
 export function checkTransferId(id: string): string {
   assertTransferId(id);
   return id;
+}
+
+/**
+ * A currency code as typed: case-insensitive (`usd` is USD); an unknown one is refused with the
+ * nearest codes this ledger accepts.
+ */
+export function checkCurrency(text: string): string {
+  const code = text.trim().toUpperCase();
+  if (Object.hasOwn(CURRENCY_EXPONENTS, code)) return code;
+  const near = Object.keys(CURRENCY_EXPONENTS).filter((c) => distance(c, code) <= 1).slice(0, 3);
+  throw new RefusalError(Refusal.UNKNOWN_CURRENCY, `unknown currency ${shown(text)}${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}; accepted: ${Object.keys(CURRENCY_EXPONENTS).join(', ')}`);
+}
+
+/** Edit distance, for suggestions between short codes. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const here = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = here;
+    }
+  }
+  return row[b.length]!;
 }
 
 /** A person's name (approver, operator): optional; bounded, no control characters. */

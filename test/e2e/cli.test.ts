@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { accountOnShard, createTestLedger, type TestLedger } from '../support/ledger.js';
@@ -87,6 +88,13 @@ describe('transfer CLI as a subprocess', () => {
     ]);
     expect(bob.body).toMatchObject({ id: ids.bob, posted: '0', available: '1000', overdraftLimit: '1000' });
     expect([carol.r.code, frozen.r.code]).toEqual([0, 0]);
+    // Currency codes are case-insensitive; a refusal speaks in currency units, not minor units.
+    const lower = await json('account', 'open', `cli-${tag}-lower`, '--currency', 'usd');
+    expect([lower.r.code, lower.body.currency]).toEqual([0, 'USD']);
+    const overdrawn = await run('account', 'withdraw', ids.bob, '20.00');
+    expect(overdrawn.code).not.toBe(0);
+    expect(overdrawn.stderr).toMatch(/cannot cover 20\.00 USD/);
+    expect(overdrawn.stderr).not.toMatch(/minor units/);
 
     const deposit = await json('account', 'deposit', ids.alice, '12.34');
     expect([deposit.r.code, deposit.body.posted, deposit.body.available]).toEqual([0, '1234', '1234']);
@@ -122,6 +130,7 @@ describe('transfer CLI as a subprocess', () => {
       [['send', '--from', 'a', '--to', 'b', '--amount', '12.345', '--currency', 'USD', '--id', `cli-${tag}-bad`], closed],
       [['send', '--from', 'a', '--to', 'a', '--amount', '1', '--currency', 'USD'], closed],
       [['list', '--limit', 'many'], closed],
+      [['send', '--from', 'a', '--to', 'b', '--amount', '1', '--currency', 'usdd'], closed],
     ];
     const results = await runAll(cases, 3, ([args, e]) => runCli(['--json', ...args], e));
     for (const r of results) {
@@ -129,6 +138,7 @@ describe('transfer CLI as a subprocess', () => {
       oneLineError(r);
       expect(parseJson<Json>(r).error.message).toBe(r.stderr.trim().replace(/^transfer: /, ''));
     }
+    expect(parseJson<Json>(results.at(-1)!).error).toMatchObject({ code: 'UNKNOWN_CURRENCY', message: expect.stringContaining('did you mean USD?') });
     // Nothing was started for the refused id.
     const status = await run('status', `cli-${tag}-bad`);
     expect(status.code).toBe(2);
@@ -172,6 +182,13 @@ describe('transfer CLI as a subprocess', () => {
     expect(poor.body).toMatchObject({ status: 'FAILED', reason: 'INSUFFICIENT_FUNDS', amount: '50000' });
     expect(frozen.r.code).toBe(1);
     expect(frozen.body).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN' });
+    // In human output too: the reason, in currency units; a refused recipient said as such.
+    const [poorHuman, frozenHuman] = await Promise.all([run('status', poor.body.id), run('status', frozen.body.id)]);
+    expect(poorHuman.code).toBe(1);
+    expect(poorHuman.stdout).toMatch(/\n {2}refused: .*500\.00 USD \(INSUFFICIENT_FUNDS\)/);
+    expect(poorHuman.stdout).not.toMatch(/minor units/);
+    expect(frozenHuman.stdout).toContain(`COMPENSATED (ACCOUNT_FROZEN)  ${ids.alice} → ${ids.frozen}  3.00 USD`);
+    expect(frozenHuman.stdout).toMatch(new RegExp(`\\n {2}refused by the recipient ${ids.frozen}: .*frozen \\(ACCOUNT_FROZEN\\); the 3\\.00 USD hold on ${ids.alice} was released`));
 
     const id = `cli-${tag}-once`;
     const first = await send('--to', ids.bob, '--amount', '2.00', '--id', id, '--wait');
@@ -260,10 +277,20 @@ describe('transfer CLI as a subprocess', () => {
     expect(approveEnded.code).toBe(1);
     expect(statusCancelled.r.code).toBe(1);
     expect(statusCancelled.body).toMatchObject({ status: 'CANCELLED' });
+    const cancelledHuman = await run('status', cancelId);
+    expect(cancelledHuman.stdout).toContain(`${cancelId}  CANCELLED  ${ids.alice}`);
+    expect(cancelledHuman.stdout).not.toContain('CANCELLED (CANCELLED)');
+    expect(cancelledHuman.stdout).toMatch(/\n {2}cancelled: changed my mind/);
 
     const unknown = await run('cancel', `cli-${tag}-never`);
     expect(unknown.code).toBe(2);
     expect((await json('account', 'show', ids.alice)).body).toMatchObject({ posted: '299466', pendingDebits: '0' });
+  });
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await runCli(['--version'], {});
+    expect([r.code, r.stdout.trim()]).toEqual([0, version]);
   });
 
   it('verify reports a clean ledger', async () => {

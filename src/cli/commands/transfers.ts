@@ -5,7 +5,8 @@ import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
 import { OPEN_STATUSES, PERSON, TERMINAL_STATUSES, validateCancelRequest, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
 import { openClient, openLedger } from '../context.js';
-import { checkAccountId, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
+import { outcomeLine, reasonSuffix } from '../outcome.js';
+import { checkAccountId, checkCurrency, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
 export function transferJson(v: TransferView | (TransferResult & { id?: string })) {
   const id = 'id' in v && v.id ? v.id : (v as TransferResult).transferId;
@@ -13,7 +14,13 @@ export function transferJson(v: TransferView | (TransferResult & { id?: string }
 }
 
 export function transferLine(v: ReturnType<typeof transferJson>): string {
-  return `${v.id}  ${v.status}${v.reason ? ` (${v.reason})` : ''}  ${v.from} → ${v.to}  ${v.amount && v.currency ? money(v.amount, v.currency) : ''}`;
+  return `${v.id}  ${v.status}${reasonSuffix(v.status, v.reason)}  ${v.from} → ${v.to}  ${v.amount && v.currency ? money(v.amount, v.currency) : ''}`;
+}
+
+/** The transfer's line, and for one that did not complete a second saying why and where the money is. */
+export function resultLines(v: TransferResult | TransferView): string {
+  const why = outcomeLine(v.status === (v as TransferView).result?.status ? { ...v, ...(v as TransferView).result } : v);
+  return [transferLine(transferJson(v)), ...(why ? [`  ${why}`] : [])].join('\n');
 }
 
 /** Exit 1 when a transfer ended without completing: scripts can branch on it. */
@@ -97,6 +104,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .option('--wait', 'wait for the outcome')
     .action(async (opts: { from: string; to: string; amount: string; currency: string; id?: string; memo?: string; requestedBy?: string; wait?: boolean }) => {
       // Everything is checked before connecting: bad input exits 2 and starts nothing.
+      opts.currency = checkCurrency(opts.currency);
       const amount = parseDecimal(opts.amount, opts.currency).toString();
       const transferId = opts.id ?? `tr-${randomUUID()}`;
       // Four eyes: the requester is recorded so an approval by the same person is refused.
@@ -131,7 +139,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
         const result = await outcome;
         await notice; // bounded; never leave a call in flight on a connection about to close
         const json = transferJson(result);
-        emit(globals(), { ...json, started: started.started }, () => transferLine(json));
+        emit(globals(), { ...json, started: started.started }, () => resultLines(result));
         exitFor(result.status);
       });
     });
@@ -155,9 +163,9 @@ export function registerTransferCommands(program: Command, globals: () => Global
           ...(view.status === 'AWAITING_APPROVAL' ? { next: approvalCommands(id) } : {}),
         };
         emit(globals(), json, () => [
-          transferLine(transferJson(view)),
+          view.result ? resultLines(view) : transferLine(transferJson(view)),
           ...(view.state ? [`  step: ${view.state.step}`] : []),
-          ...(view.message ? [`  ${view.message}`] : []),
+          ...(view.message && !view.result ? [`  ${view.message}`] : []),
           ...(view.status === 'AWAITING_APPROVAL' ? [`  ${approvalHint(id)}`] : []),
           ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
         ].join('\n'));
@@ -179,7 +187,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
           throw new CliError(`cannot cancel ${id}: ${error.cause instanceof Error ? error.cause.message : error.message}`, EXIT.NOT_COMPLETED, 'CANCEL_REJECTED');
         });
         const json = transferJson(result);
-        emit(globals(), json, () => transferLine(json));
+        emit(globals(), json, () => resultLines(result));
         if (result.status !== 'CANCELLED') process.exitCode = EXIT.NOT_COMPLETED; // the cancel did not take
       });
     });
