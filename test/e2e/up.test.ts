@@ -99,6 +99,17 @@ describe('transfer up (the embedded stack)', () => {
       });
       expect(sent.status).toBe(201);
       expect(((await sent.json()) as { status: string }).status).toBe('COMPLETED');
+      // `transfer env` makes the Temporal CLI recipes work as written: the built `temporal` on PATH, this stack's address.
+      const recipe = spawn('sh', ['-c', `eval "$(${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} env)" && echo "address=$TEMPORAL_ADDRESS" && temporal --version && temporal workflow list --limit 1 --output json`],
+        { env: cleanEnv as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let shellOut = '';
+      recipe.stdout.on('data', (d) => (shellOut += d));
+      recipe.stderr.on('data', (d) => (shellOut += d));
+      const shellCode = await new Promise<number | null>((resolve) => recipe.once('exit', resolve));
+      expect(shellCode, shellOut).toBe(0);
+      expect(shellOut).toContain(`address=127.0.0.1:${p.port}`);
+      expect(shellOut).toMatch(/temporal version 1\.5\.1 /);
+      expect(shellOut).toContain('"workflowId"');
     } finally {
       up.child.kill('SIGINT');
     }
