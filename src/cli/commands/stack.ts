@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.js';
 import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
@@ -138,6 +139,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (opts.demo) {
           const { runDemo } = await load.demo();
           const abort = new AbortController();
+          // Every Temporal call of the demo (starts, approval-gate queries, results) listens on this one signal.
+          setMaxListeners(100, abort.signal);
           const demo = stack.client.withAbortSignal(abort.signal, () => runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) }));
           const outcomes = await Promise.race([demo, stopping]);
           if (typeof outcomes === 'string') {
