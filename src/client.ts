@@ -170,6 +170,23 @@ export async function describeTransfer(client: Client, id: string, readLedger?: 
   return { ...base, status: picture.status, reason, message: `workflow run ${runStatus}; ledger: ${picture.summary}${next}`, ledger: picture };
 }
 
+/**
+ * Where a just-started transfer stands once its policy was applied: at the approval gate
+ * (status AWAITING_APPROVAL) or past it. The threshold is the worker's configuration, so the workflow
+ * is asked (its state query, repeated while the step is still 'validate'). Bounded: with no worker
+ * polling there is no answer, and undefined.
+ */
+export async function gateState(client: Client, id: string, withinMs: number): Promise<TransferState | undefined> {
+  const deadline = Date.now() + withinMs;
+  const handle = client.workflow.getHandle(id);
+  while (Date.now() < deadline) {
+    const state = await client.connection.withDeadline(deadline, () => handle.query(statusQuery)).catch(() => undefined);
+    if (state && state.step !== 'validate') return state;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
 export async function cancelTransfer(client: Client, id: string, reason?: string): Promise<TransferResult> {
   const handle = client.workflow.getHandle<typeof transferWorkflow>(id);
   return handle.executeUpdate(cancelUpdate, { args: [{ ...(reason ? { reason } : {}) }] });

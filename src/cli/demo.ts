@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
-import { startTransfer, transferResult } from '../client.js';
+import { approveTransfer, cancelTransfer, gateState, startTransfer, transferResult } from '../client.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { outcomeLine, reasonSuffix } from './outcome.js';
 import { money } from './output.js';
 
 /**
@@ -40,16 +41,38 @@ export async function runDemo(options: { client: Client; ledger: Ledger; taskQue
   for (const c of cases) {
     const id = `demo-${run}-${c.suffix}`;
     const started = await startTransfer(client, options.taskQueue, { transferId: id, from: DEMO_ACCOUNTS.wallet, to: c.to, amount: c.amount, currency: 'USD', memo: 'demo' });
+    // Under TRANSFER_APPROVAL_THRESHOLD a case may wait for approval: say so, and decide as the demo's approver.
+    if ((await gateState(client, id, 10_000))?.status === 'AWAITING_APPROVAL') await decide(client, id, c.label, print);
     const result = await transferResult(started.handle);
     const link = `${options.webUi}/namespaces/${options.namespace}/workflows/${encodeURIComponent(id)}`;
     outcomes.push({ id, label: c.label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link });
-    print(`\n  ${c.label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}  steps: ${result.steps.map((s) => `${s.step}:${s.outcome}${s.detail && s.outcome === 'ok' && s.detail !== 'ok' ? `(${s.detail})` : ''}`).join(' → ')}\n    ${link}`);
+    const why = outcomeLine(result);
+    print(`\n  ${c.label}\n    ${result.status}${reasonSuffix(result.status, result.reason)}  steps: ${result.steps.map((s) => `${s.step}:${s.outcome}${s.detail && s.outcome === 'ok' && s.detail !== 'ok' ? `(${s.detail})` : ''}`).join(' → ')}${why ? `\n    ${why}` : ''}\n    ${link}`);
   }
   if (options.producerUrl) outcomes.push(await walletOrder(options, run));
   print(`\nBalances after:\n${await balances()}`);
   const report = await ledger.verify();
   print(`\nLedger verify: ${report.ok ? 'ok' : `${report.violations.length} violation(s)`} — ${report.totals.map((t) => `${t.currency}: customers ${money(t.customers, t.currency)}, in transit ${money(t.clearing, t.currency)}, entered ${money(t.entered, t.currency)}, left ${money(t.left, t.currency)}`).join('; ')}`);
   return outcomes;
+}
+
+/** The demo's approver. */
+export const DEMO_APPROVER = 'demo-approver';
+
+/**
+ * A demo case held at the approval gate is approved by the demo's approver, printing what it did;
+ * when TRANSFER_APPROVERS does not list that name the approval is refused, and the case is cancelled.
+ */
+async function decide(client: Client, id: string, label: string, print: (line: string) => void): Promise<void> {
+  print(`\n  ${label}\n    AWAITING_APPROVAL (at or above TRANSFER_APPROVAL_THRESHOLD): \`npx transfer approve ${id} --by <name>\` would approve it`);
+  const refused = await approveTransfer(client, id, DEMO_APPROVER).then(() => undefined, (error: Error) => error);
+  if (!refused) {
+    print(`    approved by ${DEMO_APPROVER} (the demo approves its own case)`);
+    return;
+  }
+  const why = refused.cause instanceof Error ? refused.cause.message : refused.message;
+  await cancelTransfer(client, id, `demo: approval by ${DEMO_APPROVER} refused (${why})`);
+  print(`    approval by ${DEMO_APPROVER} refused (${why}): cancelled instead`);
 }
 
 /**
@@ -63,14 +86,14 @@ async function walletOrder(options: { client: Client; ledger: Ledger; webUi: str
   try {
     const label = 'wallet service: order + payout request in one local transaction → relay → 7.50 USD';
     const id = await placeOrder(pool, { id: run, customer: 'demo', amount: 750n, currency: 'USD', from: DEMO_ACCOUNTS.wallet, to: DEMO_ACCOUNTS.savings });
-    const result = await waitForResult(options.client, id);
+    const result = await waitForResult(options.client, id, label, options.print);
     let state = await requestState(pool, id);
     for (let i = 0; i < 50 && state?.state === 'started'; i++) {
       await new Promise((r) => setTimeout(r, 200)); // the relay writes the outcome back within a second or so
       state = await requestState(pool, id);
     }
     const link = `${options.webUi}/namespaces/${options.namespace}/workflows/${encodeURIComponent(id)}`;
-    options.print(`\n  ${label}\n    ${result.status}${result.reason ? ` (${result.reason})` : ''}; the wallet service's row now says: ${state?.state ?? 'missing'}\n    ${link}`);
+    options.print(`\n  ${label}\n    ${result.status}${reasonSuffix(result.status, result.reason)}; the wallet service's row now says: ${state?.state ?? 'missing'}\n    ${link}`);
     return { id, label, status: result.status, ...(result.reason ? { reason: result.reason } : {}), link };
   } finally {
     await pool.end();
@@ -78,23 +101,27 @@ async function walletOrder(options: { client: Client; ledger: Ledger; webUi: str
 }
 
 /** The relay starts the workflow a moment after the commit: wait for it to exist, then for its result. */
-async function waitForResult(client: Client, id: string) {
+async function waitForResult(client: Client, id: string, label: string, print: (line: string) => void) {
   for (let i = 0; ; i++) {
     try {
-      return await transferResult(client.workflow.getHandle(id) as Parameters<typeof transferResult>[0]);
+      await client.workflow.getHandle(id).describe();
+      break;
     } catch (error) {
       if ((error as Error).name !== 'WorkflowNotFoundError' || i > 100) throw error;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  if ((await gateState(client, id, 10_000))?.status === 'AWAITING_APPROVAL') await decide(client, id, label, print);
+  return transferResult(client.workflow.getHandle(id) as Parameters<typeof transferResult>[0]);
 }
 
 /** More small transfers wallet → savings, to the end (while the demo's webhook receiver is down). */
-export async function moreTransfers(client: Client, taskQueue: string, count: number): Promise<number> {
+export async function moreTransfers(client: Client, taskQueue: string, count: number, print: (line: string) => void = () => undefined): Promise<number> {
   const run = new Date().toISOString().replace(/[-:T.Z]/g, '').slice(0, 14);
   let completed = 0;
   for (let i = 0; i < count; i++) {
     const started = await startTransfer(client, taskQueue, { transferId: `demo-${run}-more-${i}`, from: DEMO_ACCOUNTS.wallet, to: DEMO_ACCOUNTS.savings, amount: '100', currency: 'USD', memo: 'demo: receiver down' });
+    if ((await gateState(client, started.id, 10_000))?.status === 'AWAITING_APPROVAL') await decide(client, started.id, `wallet → savings 1.00 USD (${started.id})`, print);
     if ((await transferResult(started.handle)).status === 'COMPLETED') completed += 1;
   }
   return completed;

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccountCommands } from './commands/accounts.js';
+import { registerDoctorCommand } from './commands/doctor.js';
+import { registerEnvCommand } from './commands/env.js';
 import { registerMessageCommands } from './commands/messages.js';
 import { registerRepairCommand } from './commands/repair.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -12,6 +15,7 @@ import { classify, EXIT, printed, type GlobalOptions } from './output.js';
 
 const program = new Command('transfer')
   .description('Durable money transfers between PostgreSQL ledger shards, coordinated by Temporal')
+  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version, '--version', 'print the version')
   .option('--json', 'print exactly one JSON object on stdout')
   .option('--verbose', 'show stack traces on errors')
   .showHelpAfterError()
@@ -28,6 +32,8 @@ registerRepairCommand(program, globals);
 registerServeCommand(program, globals);
 registerWebhookCommands(program, globals);
 registerMessagingServiceCommands(program);
+registerDoctorCommand(program, globals);
+registerEnvCommand(program, globals);
 for (const command of program.commands) {
   command.exitOverride();
   for (const sub of command.commands) sub.exitOverride();

@@ -2,7 +2,7 @@ import { assertAccountId } from '../domain/accounts.js';
 import { Refusal } from '../domain/codes.js';
 import { RefusalError, TransientError } from '../domain/errors.js';
 import { shown } from '../domain/input.js';
-import { formatMoney } from '../domain/money.js';
+import { CURRENCY_EXPONENTS, formatMoney } from '../domain/money.js';
 import { assertTransferId, PERSON } from '../domain/transfer.js';
 import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 
@@ -51,6 +51,32 @@ export function checkTransferId(id: string): string {
   return id;
 }
 
+/**
+ * A currency code as typed: case-insensitive (`usd` is USD); an unknown one is refused with the
+ * nearest codes this ledger accepts.
+ */
+export function checkCurrency(text: string): string {
+  const code = text.trim().toUpperCase();
+  if (Object.hasOwn(CURRENCY_EXPONENTS, code)) return code;
+  const near = Object.keys(CURRENCY_EXPONENTS).filter((c) => distance(c, code) <= 1).slice(0, 3);
+  throw new RefusalError(Refusal.UNKNOWN_CURRENCY, `unknown currency ${shown(text)}${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}; accepted: ${Object.keys(CURRENCY_EXPONENTS).join(', ')}`);
+}
+
+/** Edit distance, for suggestions between short codes. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const here = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = here;
+    }
+  }
+  return row[b.length]!;
+}
+
 /** A person's name (approver, operator): optional; bounded, no control characters. */
 export function checkPerson(name: string | undefined, field: string): string | undefined {
   if (name === undefined || name === '') return undefined;
@@ -97,10 +123,29 @@ export function classify(error: unknown): { exitCode: number; message: string; c
   // A slot move or shard registration refused (overlap, a shard down or of another identity): nothing changed.
   if (e?.name === 'SlotMoveRefused') return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(e.message ?? 'refused'), code: 'MOVE_REFUSED' };
   if (e?.name === 'WorkflowNotFoundError') return { exitCode: EXIT.USAGE, message: oneLine(e.message ?? 'transfer not found'), code: 'NOT_FOUND' };
+  // A Temporal call refused by the server's configuration (no such namespace, search attributes not
+  // defined): an environment problem, with the server's own words instead of "Failed to start Workflow".
+  const cause = serverCause(error);
+  if (cause && ENVIRONMENT.test(cause)) {
+    return { exitCode: EXIT.UNREACHABLE, message: oneLine(`${e?.message ? `${e.message}: ` : ''}${cause} (run \`npx transfer doctor\`)`), code: 'ENVIRONMENT' };
+  }
   if (isUnreachable(error)) {
     return { exitCode: EXIT.UNREACHABLE, message: oneLine(`dependency unreachable: ${e?.message ?? e?.code}`), code: 'UNREACHABLE' };
   }
-  return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(e?.message ?? String(error)) };
+  const message = e?.message ?? String(error);
+  return { exitCode: EXIT.NOT_COMPLETED, message: oneLine(cause && !message.includes(cause) ? `${message}: ${cause}` : message) };
+}
+
+/** Server answers that mean the environment is not set up for us (not bad input, not a refusal). */
+const ENVIRONMENT = /search attribute|namespace .*(not found|does not exist)|not registered|PermissionDenied|permission denied|unauthori[sz]ed/i;
+
+/** The gRPC detail under an SDK error ("Failed to start Workflow" → why the server refused it). */
+function serverCause(error: unknown): string | undefined {
+  for (let e = (error as { cause?: unknown } | undefined)?.cause as { details?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.details === 'string' && e.details) return e.details;
+    if (typeof e.message === 'string' && e.message) return e.message.replace(/^\d+ [A-Z_]+: /, '');
+  }
+  return undefined;
 }
 
 /** Error messages (gRPC details, driver text) can span lines; the CLI promises one. */

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment, type EphemeralServerExecutable } from '@temporalio/testing';
 import { NativeConnection } from '@temporalio/worker';
@@ -10,7 +10,7 @@ import { connectWhenHealthy, startWithRetry } from '../temporal/start-retry.js';
 import { DEV_SERVER_TUNING, startDevServer } from '../temporal/dev-server.js';
 import { resolveServerBinaries, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION, type ServerBinaries } from '../temporal/server-binaries.js';
 import { historyShardsFromEnv, startTemporalServer } from '../temporal/server-profile.js';
-import { dataDir } from './paths.js';
+import { readStackInfo, stackDir, stackFile, type StackInfo } from './stack-file.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
 
@@ -28,25 +28,7 @@ export const WALLET_SERVICE_DATABASE = 'wallet_service';
 export type StackProfile = 'dev' | 'server';
 export const STACK_PROFILES: readonly StackProfile[] = ['dev', 'server'];
 
-export interface StackInfo {
-  pid: number;
-  /** Absent in stack.json files written before profiles existed: `dev`. */
-  profile?: StackProfile;
-  startedAt: string;
-  temporalAddress: string;
-  namespace: string;
-  taskQueue: string;
-  webUi: string;
-  shardUrls: string[];
-  slotMap: string;
-  metricsPort?: number;
-  /** Webhook subscribers and deliveries (MESSAGES_DATABASE_URL when external). */
-  messagesUrl?: string;
-  /** The reference receiver's own database (FUND_ACCOUNT_DATABASE_URL when external). */
-  fundAccountUrl?: string;
-  /** The example wallet service's database, where `up` relays transfer requests from. */
-  producerUrl?: string;
-}
+export { readStackInfo, stackDir, stackFile, type StackInfo } from './stack-file.js';
 
 /** Databases next to the shards: the webhook dispatcher's, and the reference receiver's. */
 export const MESSAGES_DATABASE = 'transfer_messages';
@@ -66,25 +48,6 @@ export interface EmbeddedStack {
   nativeConnection: NativeConnection;
   client: Client;
   stop(): Promise<void>;
-}
-
-export function stackDir(): string {
-  return join(dataDir(), 'embedded');
-}
-
-export function stackFile(): string {
-  return join(stackDir(), 'stack.json');
-}
-
-/** The running stack's addresses, if its process is still alive. */
-export async function readStackInfo(): Promise<StackInfo | undefined> {
-  try {
-    const info = JSON.parse(await readFile(stackFile(), 'utf8')) as StackInfo;
-    process.kill(info.pid, 0);
-    return info;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function resetStack(): Promise<void> {

@@ -39,8 +39,15 @@ export interface ResolveOptions {
   offline?: boolean;
 }
 
+/**
+ * How our build of the CLI is made; part of its cache path, so a change here rebuilds it. 2: with
+ * `-ldflags -X …temporalcli.Version=…`, so `temporal --version` reports its real version (a plain
+ * `go install` leaves it at 0.0.0-DEV).
+ */
+const CLI_BUILD = 2;
+
 export function cliCachePath(): string {
-  return join(cacheDir(), 'temporal-cli', TEMPORAL_CLI_VERSION, 'temporal');
+  return join(cacheDir(), 'temporal-cli', `${TEMPORAL_CLI_VERSION}-build${CLI_BUILD}`, 'temporal');
 }
 
 export function testServerCachePath(): string {
@@ -120,7 +127,9 @@ async function buildCli(target: string, progress: Progress): Promise<void> {
   progress(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (a few minutes on 2 cores, once)`);
   // GOWORK=off keeps a surrounding go.work from interfering; the binary lands in a staging
   // directory and is renamed into place only when complete, so an interrupted build is never cached.
-  await streamCommand('go', ['install', '-v', `${CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], { ...process.env, GOBIN: staging, GOWORK: 'off' }, progress, 'go');
+  // The version variable of the CLI module (temporalcli/commands.go: `var Version = "0.0.0-DEV"`).
+  const ldflags = `-X ${CLI_MODULE.replace(/\/cmd\/temporal$/, '')}/temporalcli.Version=${TEMPORAL_CLI_VERSION.replace(/^v/, '')}`;
+  await streamCommand('go', ['install', '-v', '-ldflags', ldflags, `${CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], { ...process.env, GOBIN: staging, GOWORK: 'off' }, progress, 'go');
   await mkdir(join(target, '..'), { recursive: true });
   await rename(join(staging, 'temporal'), target);
   await rm(staging, { recursive: true, force: true });

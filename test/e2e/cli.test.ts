@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { accountOnShard, createTestLedger, type TestLedger } from '../support/ledger.js';
@@ -87,6 +88,13 @@ describe('transfer CLI as a subprocess', () => {
     ]);
     expect(bob.body).toMatchObject({ id: ids.bob, posted: '0', available: '1000', overdraftLimit: '1000' });
     expect([carol.r.code, frozen.r.code]).toEqual([0, 0]);
+    // Currency codes are case-insensitive; a refusal speaks in currency units, not minor units.
+    const lower = await json('account', 'open', `cli-${tag}-lower`, '--currency', 'usd');
+    expect([lower.r.code, lower.body.currency]).toEqual([0, 'USD']);
+    const overdrawn = await run('account', 'withdraw', ids.bob, '20.00');
+    expect(overdrawn.code).not.toBe(0);
+    expect(overdrawn.stderr).toMatch(/cannot cover 20\.00 USD/);
+    expect(overdrawn.stderr).not.toMatch(/minor units/);
 
     const deposit = await json('account', 'deposit', ids.alice, '12.34');
     expect([deposit.r.code, deposit.body.posted, deposit.body.available]).toEqual([0, '1234', '1234']);
@@ -122,6 +130,7 @@ describe('transfer CLI as a subprocess', () => {
       [['send', '--from', 'a', '--to', 'b', '--amount', '12.345', '--currency', 'USD', '--id', `cli-${tag}-bad`], closed],
       [['send', '--from', 'a', '--to', 'a', '--amount', '1', '--currency', 'USD'], closed],
       [['list', '--limit', 'many'], closed],
+      [['send', '--from', 'a', '--to', 'b', '--amount', '1', '--currency', 'usdd'], closed],
     ];
     const results = await runAll(cases, 3, ([args, e]) => runCli(['--json', ...args], e));
     for (const r of results) {
@@ -129,6 +138,7 @@ describe('transfer CLI as a subprocess', () => {
       oneLineError(r);
       expect(parseJson<Json>(r).error.message).toBe(r.stderr.trim().replace(/^transfer: /, ''));
     }
+    expect(parseJson<Json>(results.at(-1)!).error).toMatchObject({ code: 'UNKNOWN_CURRENCY', message: expect.stringContaining('did you mean USD?') });
     // Nothing was started for the refused id.
     const status = await run('status', `cli-${tag}-bad`);
     expect(status.code).toBe(2);
@@ -172,6 +182,13 @@ describe('transfer CLI as a subprocess', () => {
     expect(poor.body).toMatchObject({ status: 'FAILED', reason: 'INSUFFICIENT_FUNDS', amount: '50000' });
     expect(frozen.r.code).toBe(1);
     expect(frozen.body).toMatchObject({ status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN' });
+    // In human output too: the reason, in currency units; a refused recipient said as such.
+    const [poorHuman, frozenHuman] = await Promise.all([run('status', poor.body.id), run('status', frozen.body.id)]);
+    expect(poorHuman.code).toBe(1);
+    expect(poorHuman.stdout).toMatch(/\n {2}refused: .*500\.00 USD \(INSUFFICIENT_FUNDS\)/);
+    expect(poorHuman.stdout).not.toMatch(/minor units/);
+    expect(frozenHuman.stdout).toContain(`COMPENSATED (ACCOUNT_FROZEN)  ${ids.alice} → ${ids.frozen}  3.00 USD`);
+    expect(frozenHuman.stdout).toMatch(new RegExp(`\\n {2}refused by the recipient ${ids.frozen}: .*frozen \\(ACCOUNT_FROZEN\\); the 3\\.00 USD hold on ${ids.alice} was released`));
 
     const id = `cli-${tag}-once`;
     const first = await send('--to', ids.bob, '--amount', '2.00', '--id', id, '--wait');
@@ -214,12 +231,32 @@ describe('transfer CLI as a subprocess', () => {
   });
 
   it('approves and cancels transfers waiting for approval', async () => {
-    const big = (id: string) => json('send', '--from', ids.alice, '--to', ids.bob, '--amount', '1000.00', '--currency', 'USD', '--id', id);
-    const [approveId, cancelId] = [`cli-${tag}-approve`, `cli-${tag}-cancel`];
-    await Promise.all([big(approveId), big(cancelId)]);
+    const bigArgs = (id: string) => ['send', '--from', ids.alice, '--to', ids.bob, '--amount', '1000.00', '--currency', 'USD', '--id', id];
+    const [approveId, cancelId, waitId] = [`cli-${tag}-approve`, `cli-${tag}-cancel`, `cli-${tag}-wait`];
+    // Not silent: send says AWAITING_APPROVAL (not RUNNING) with the commands to approve and to cancel.
+    const [sentJson, sentHuman] = await Promise.all([json(...bigArgs(approveId)), run(...bigArgs(cancelId))]);
+    expect([sentJson.r.code, sentJson.body.status]).toEqual([0, 'AWAITING_APPROVAL']);
+    expect(sentJson.body.next).toEqual({ approve: `npx transfer approve ${approveId} --by <name>`, cancel: `npx transfer cancel ${approveId} --reason "<why>"` });
+    expect(sentHuman.code).toBe(0);
+    expect(sentHuman.stdout).toContain(`started: ${cancelId}  AWAITING_APPROVAL`);
+    expect(sentHuman.stdout).toContain(`\`npx transfer approve ${cancelId} --by <name>\``);
+    expect(sentHuman.stdout).toContain(`\`npx transfer cancel ${cancelId} --reason "<why>"\``);
     const awaiting = (id: string) => eventually(async () => ((await json('status', id)).body.status === 'AWAITING_APPROVAL' ? true : undefined));
     expect(await awaiting(approveId)).toBe(true);
     expect(await awaiting(cancelId)).toBe(true);
+    const statusHuman = await run('status', cancelId);
+    expect(statusHuman.code).toBe(0);
+    expect(statusHuman.stdout).toMatch(/AWAITING_APPROVAL/);
+    expect(statusHuman.stdout).toContain(`awaiting approval: approve with \`npx transfer approve ${cancelId} --by <name>\``);
+
+    // send --wait says, while it waits, that the transfer awaits approval and how to approve it.
+    const waiting = run(...bigArgs(waitId), '--wait');
+    expect(await awaiting(waitId)).toBe(true);
+    expect((await json('approve', waitId, '--by', 'ops')).r.code).toBe(0);
+    const waited = await waiting;
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stderr).toContain(`${waitId}: awaiting approval: approve with \`npx transfer approve ${waitId} --by <name>\``);
+    expect(waited.stdout).toMatch(new RegExp(`^${waitId}  COMPLETED`));
 
     const approved = await json('approve', approveId, '--by', 'ops');
     expect([approved.r.code, approved.body]).toEqual([0, { id: approveId, approved: true, by: 'ops' }]);
@@ -240,10 +277,20 @@ describe('transfer CLI as a subprocess', () => {
     expect(approveEnded.code).toBe(1);
     expect(statusCancelled.r.code).toBe(1);
     expect(statusCancelled.body).toMatchObject({ status: 'CANCELLED' });
+    const cancelledHuman = await run('status', cancelId);
+    expect(cancelledHuman.stdout).toContain(`${cancelId}  CANCELLED  ${ids.alice}`);
+    expect(cancelledHuman.stdout).not.toContain('CANCELLED (CANCELLED)');
+    expect(cancelledHuman.stdout).toMatch(/\n {2}cancelled: changed my mind/);
 
     const unknown = await run('cancel', `cli-${tag}-never`);
     expect(unknown.code).toBe(2);
-    expect((await json('account', 'show', ids.alice)).body).toMatchObject({ posted: '399466', pendingDebits: '0' });
+    expect((await json('account', 'show', ids.alice)).body).toMatchObject({ posted: '299466', pendingDebits: '0' });
+  });
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await runCli(['--version'], {});
+    expect([r.code, r.stdout.trim()]).toEqual([0, version]);
   });
 
   it('verify reports a clean ledger', async () => {

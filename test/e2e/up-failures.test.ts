@@ -27,26 +27,37 @@ function run(args: string[], env: Record<string, string>, limitMs: number, onStd
     onStdout?.(stdout, child.pid!);
   });
   child.stderr.on('data', (d) => (stderr += d));
-  return new Promise<{ code: number | null; exitedByItself: boolean; stderr: string }>((resolve) => {
+  const started = Date.now();
+  return new Promise<{ code: number | null; exitedByItself: boolean; stderr: string; ms: number }>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, exitedByItself: signal === null, stderr });
+      resolve({ code, exitedByItself: signal === null, stderr, ms: Date.now() - started });
     });
   });
 }
 
 describe('transfer up that cannot start', () => {
-  it('exits with its error when another stack owns the data directory', async () => {
+  it('exits 2 at once, naming the running stack, when another stack owns the data directory; reset too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'transfer-up-fail-'));
     dirs.push(dir);
     await mkdir(join(dir, 'embedded'), { recursive: true });
     // A live pid (this test process) in stack.json: the data directory is in use.
     await writeFile(join(dir, 'embedded', 'stack.json'), JSON.stringify({ pid: process.pid, webUi: 'http://127.0.0.1:1' }));
-    const result = await run(['up', '--demo', '--exit', '--port', '1', '--ui-port', '2', '--metrics-port', '0'], { TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1' }, 30_000);
-    expect(result.stderr).toContain(`an embedded stack is already running (pid ${process.pid}`);
-    expect(result.exitedByItself, 'exited by itself within 30 s').toBe(true);
-    expect(result.code).toBe(1);
+    const result = await run(['up', '--demo', '--exit', '--port', '1', '--ui-port', '2', '--metrics-port', '0'], { TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1' }, 15_000);
+    expect(result.exitedByItself, `exited by itself within 15 s\n${result.stderr}`).toBe(true);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`an embedded stack is already running on ${join(dir, 'embedded')} (pid ${process.pid}, Web UI http://127.0.0.1:1)`);
+    // Checked before anything heavy: no binary resolved, no PostgreSQL started.
+    expect(result.stderr).not.toMatch(/Temporal dev server:|starting PostgreSQL/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    // Not a timing of performance: it exited by itself, well within what starting anything would take.
+    expect(result.ms, 'exited within a few seconds').toBeLessThan(10_000);
+
+    const reset = await run(['reset'], { TRANSFER_DATA_DIR: dir }, 15_000);
+    expect([reset.exitedByItself, reset.code]).toEqual([true, 2]);
+    expect(reset.stderr).toContain(`already running on ${join(dir, 'embedded')} (pid ${process.pid}`);
+    expect(existsSync(join(dir, 'embedded', 'stack.json'))).toBe(true);
   });
 
   it('stops everything and exits 1 on Ctrl-C during the demo of `up --demo --exit`', { timeout: 180_000 }, async () => {

@@ -99,6 +99,17 @@ describe('transfer up (the embedded stack)', () => {
       });
       expect(sent.status).toBe(201);
       expect(((await sent.json()) as { status: string }).status).toBe('COMPLETED');
+      // `transfer env` makes the Temporal CLI recipes work as written: the built `temporal` on PATH, this stack's address.
+      const recipe = spawn('sh', ['-c', `eval "$(${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} env)" && echo "address=$TEMPORAL_ADDRESS" && temporal --version && temporal workflow list --limit 1 --output json`],
+        { env: cleanEnv as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let shellOut = '';
+      recipe.stdout.on('data', (d) => (shellOut += d));
+      recipe.stderr.on('data', (d) => (shellOut += d));
+      const shellCode = await new Promise<number | null>((resolve) => recipe.once('exit', resolve));
+      expect(shellCode, shellOut).toBe(0);
+      expect(shellOut).toContain(`address=127.0.0.1:${p.port}`);
+      expect(shellOut).toMatch(/temporal version 1\.5\.1 /);
+      expect(shellOut).toContain('"workflowId"');
     } finally {
       up.child.kill('SIGINT');
     }
@@ -116,11 +127,15 @@ describe('transfer up (the embedded stack)', () => {
       const p = await ports();
       const run = start(['--json', 'up', '--demo', '--exit', '--port', `${p.port}`, '--ui-port', `${p.ui}`, '--metrics-port', '0'], {
         TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1', LEDGER_SHARD_URLS: external.urls.join(','),
+        // 500.00 USD and more wait for approval: the demo's large case says so and approves it itself.
+        TRANSFER_APPROVAL_THRESHOLD: '50000',
       });
       const { code, stdout, stderr } = await run.done;
       expect(code, stderr).toBe(0);
       expect(stderr).toContain('PostgreSQL    external (2 shards)');
       expect(stderr).toContain('Ledger verify: ok');
+      expect(stderr).toMatch(/1,000,000\.00 USD \(insufficient funds\)\n\s+AWAITING_APPROVAL .*`npx transfer approve demo-\S+ --by <name>`/);
+      expect(stderr).toContain('approved by demo-approver');
       // --json: the demo's report goes to stderr and stdout is exactly one JSON object.
       const report = JSON.parse(stdout) as { items: { status: string; reason?: string }[] };
       expect(report.items.map((i) => [i.status, i.reason])).toEqual([['COMPLETED', undefined], ['FAILED', 'INSUFFICIENT_FUNDS'], ['COMPENSATED', 'ACCOUNT_FROZEN']]);

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { AccountStatus } from '../../domain/accounts.js';
 import { assertIdempotencyKey } from '../../domain/input.js';
-import { assertCurrency, parseDecimal } from '../../domain/money.js';
+import { parseDecimal } from '../../domain/money.js';
+import { RefusalError } from '../../domain/errors.js';
+import { inCurrencyUnits } from '../outcome.js';
 import type { Ledger } from '../../ledger/ledger.js';
 import type { AccountView } from '../../ledger/types.js';
 import { withLedger } from '../context.js';
-import { checkAccountId, checkDecimalSyntax, emit, money, type GlobalOptions } from '../output.js';
+import { checkAccountId, checkCurrency, checkDecimalSyntax, emit, money, type GlobalOptions } from '../output.js';
 
 function accountJson(a: AccountView) {
   return { id: a.id, currency: a.currency, status: a.status, shard: a.shard, posted: a.posted, pendingDebits: a.pendingDebits, pendingCredits: a.pendingCredits, overdraftLimit: a.overdraftLimit, available: a.available };
@@ -27,7 +29,7 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
     .action(async (id: string, opts: { currency: string; overdraft?: string }) => {
       // Validate everything before connecting: bad input exits 2 with nothing written.
       checkAccountId(id);
-      assertCurrency(opts.currency);
+      opts.currency = checkCurrency(opts.currency);
       const overdraftLimit = opts.overdraft === undefined || /^0+(?:\.0+)?$/.test(opts.overdraft.trim()) ? undefined : parseDecimal(opts.overdraft, opts.currency, 'overdraft');
       const { account: a, created } = await withLedger((l) => l.openAccount({ id, currency: opts.currency, ...(overdraftLimit ? { overdraftLimit } : {}) }));
       emit(globals(), { ...accountJson(a), created }, () => `${created ? 'opened' : 'already open'}: ${accountLine(a)}`);
@@ -64,7 +66,11 @@ export function registerAccountCommands(program: Command, globals: () => GlobalO
           const current = await l.getAccount(id);
           minor = parseDecimal(amount, current.currency);
           const input = { key: opts.key ?? `${kind}-${randomUUID()}`, accountId: id, amount: minor, currency: current.currency };
-          await (kind === 'deposit' ? l.deposit(input) : l.withdraw(input));
+          await (kind === 'deposit' ? l.deposit(input) : l.withdraw(input)).catch((error: unknown) => {
+            // The ledger says "N minor units"; people read currency units (the code stays the same).
+            if (error instanceof RefusalError) throw new RefusalError(error.code, inCurrencyUnits(error.message, current.currency), error.details);
+            throw error;
+          });
           return l.getAccount(id);
         });
         emit(globals(), accountJson(a), () => `${kind === 'deposit' ? 'deposited' : 'withdrew'} ${money(minor.toString(), a.currency)}: ${accountLine(a)}`);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.js';
 import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
@@ -49,6 +50,18 @@ async function waitForLedger(ledger: import('../../ledger/ledger.js').Ledger, wa
 }
 
 
+/**
+ * Exit 2 at once when a live stack owns the data directory: stack.json is read without loading the
+ * Temporal SDK or PostgreSQL, so nothing is provisioned, started or left behind.
+ */
+async function refuseWhileRunning(what: string): Promise<void> {
+  const { readStackInfo, stackDir } = await import('../../embedded/stack-file.js');
+  const running = await readStackInfo();
+  if (running && running.pid !== process.pid) {
+    throw new CliError(`an embedded stack is already running on ${stackDir()} (pid ${running.pid}, Web UI ${running.webUi}): stop it (Ctrl-C in its terminal, or \`kill ${running.pid}\`) before you ${what}`, EXIT.USAGE, 'STACK_RUNNING');
+  }
+}
+
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('up')
@@ -64,6 +77,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const started = Date.now();
       if (opts.profile !== 'dev' && opts.profile !== 'server') throw new CliError(`--profile must be dev or server (got ${opts.profile})`, EXIT.USAGE, 'USAGE');
       const profile = opts.profile;
+      // A second `up` on the same data directory stops here, before anything heavy is loaded or started.
+      await refuseWhileRunning('start another stack on it');
       const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
@@ -146,6 +161,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         if (opts.demo) {
           const { runDemo } = await load.demo();
           const abort = new AbortController();
+          // Every Temporal call of the demo (starts, approval-gate queries, results) listens on this one signal.
+          setMaxListeners(100, abort.signal);
           const demo = stack.client.withAbortSignal(abort.signal, () => runDemo({ client: stack.client, ledger, taskQueue, webUi: stack.info.webUi, namespace: stack.info.namespace, ...(relay && stack.info.producerUrl ? { producerUrl: stack.info.producerUrl } : {}), print: (l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`) }));
           const outcomes = await Promise.race([demo, stopping]);
           if (typeof outcomes === 'string') {
@@ -156,7 +173,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
             throw new CliError(`${outcomes} during the demo: stopped before it finished`, EXIT.NOT_COMPLETED, 'INTERRUPTED');
           }
           const { moreTransfers } = await load.demo();
-          await messaging?.demoReport((l) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`), () => moreTransfers(stack.client, taskQueue, 2));
+          const print = (l: string) => (globals().json ? process.stderr : process.stdout).write(`${l}\n`);
+          await messaging?.demoReport(print, () => moreTransfers(stack.client, taskQueue, 2, print));
           if (globals().json) emit(globals(), { items: outcomes }, () => '');
         }
         if (!opts.exit) {
@@ -238,6 +256,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
     .command('reset')
     .description('delete the embedded stack data (ledger databases, Temporal history); the stack must be stopped')
     .action(async () => {
+      await refuseWhileRunning('reset it');
       const { resetStack, stackDir } = await load.stack();
       await resetStack();
       emit(globals(), { removed: stackDir() }, () => `removed ${stackDir()}`);

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { assertCurrency, parseDecimal } from '../../domain/money.js';
+import { parseDecimal } from '../../domain/money.js';
 import { openLedger } from '../context.js';
-import { checkAccountId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
+import { checkAccountId, checkCurrency, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
 /**
  * Suspense: money a refund could not pay into its account because the account closed after the
@@ -35,7 +35,7 @@ export function registerSuspenseCommands(program: Command, globals: () => Global
     .option('--external', 'the money was settled outside the ledger (e.g. paid by bank transfer)')
     .option('--key <key>', 'idempotency key (default: a new one); repeating a release with its key pays once')
     .action(async (opts: { currency: string; amount: string; to?: string; shard?: string; external?: boolean; key?: string }) => {
-      assertCurrency(opts.currency);
+      opts.currency = checkCurrency(opts.currency);
       const amount = parseDecimal(opts.amount, opts.currency);
       if (!opts.to === !opts.external) throw new CliError('give exactly one of --to <account> or --external', EXIT.USAGE, 'USAGE');
       if (opts.to) checkAccountId(opts.to);

@@ -5,7 +5,8 @@ import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
 import { OPEN_STATUSES, PERSON, TERMINAL_STATUSES, validateCancelRequest, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
 import { openClient, openLedger } from '../context.js';
-import { checkAccountId, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
+import { outcomeLine, reasonSuffix } from '../outcome.js';
+import { checkAccountId, checkCurrency, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
 export function transferJson(v: TransferView | (TransferResult & { id?: string })) {
   const id = 'id' in v && v.id ? v.id : (v as TransferResult).transferId;
@@ -13,7 +14,13 @@ export function transferJson(v: TransferView | (TransferResult & { id?: string }
 }
 
 export function transferLine(v: ReturnType<typeof transferJson>): string {
-  return `${v.id}  ${v.status}${v.reason ? ` (${v.reason})` : ''}  ${v.from} → ${v.to}  ${v.amount && v.currency ? money(v.amount, v.currency) : ''}`;
+  return `${v.id}  ${v.status}${reasonSuffix(v.status, v.reason)}  ${v.from} → ${v.to}  ${v.amount && v.currency ? money(v.amount, v.currency) : ''}`;
+}
+
+/** The transfer's line, and for one that did not complete a second saying why and where the money is. */
+export function resultLines(v: TransferResult | TransferView): string {
+  const why = outcomeLine(v.status === (v as TransferView).result?.status ? { ...v, ...(v as TransferView).result } : v);
+  return [transferLine(transferJson(v)), ...(why ? [`  ${why}`] : [])].join('\n');
 }
 
 /** Exit 1 when a transfer ended without completing: scripts can branch on it. */
@@ -71,6 +78,18 @@ async function mustBeRunning(client: Client, id: string, verb: string): Promise<
   }
 }
 
+/** What to run next for a transfer waiting for approval: the two commands, ready to paste. */
+export function approvalCommands(id: string) {
+  return { approve: `npx transfer approve ${id} --by <name>`, cancel: `npx transfer cancel ${id} --reason "<why>"` };
+}
+
+export function approvalHint(id: string): string {
+  const next = approvalCommands(id);
+  return `awaiting approval: approve with \`${next.approve}\` (not the requester; TRANSFER_APPROVERS if set), or cancel with \`${next.cancel}\``;
+}
+
+const GATE_WAIT_MS = 3_000;
+
 export function registerTransferCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('send')
@@ -85,6 +104,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .option('--wait', 'wait for the outcome')
     .action(async (opts: { from: string; to: string; amount: string; currency: string; id?: string; memo?: string; requestedBy?: string; wait?: boolean }) => {
       // Everything is checked before connecting: bad input exits 2 and starts nothing.
+      opts.currency = checkCurrency(opts.currency);
       const amount = parseDecimal(opts.amount, opts.currency).toString();
       const transferId = opts.id ?? `tr-${randomUUID()}`;
       // Four eyes: the requester is recorded so an approval by the same person is refused.
@@ -96,16 +116,30 @@ export function registerTransferCommands(program: Command, globals: () => Global
         if (!opts.wait) {
           // A new transfer is RUNNING; an existing id answers with that transfer as stored and where it
           // is now (its outcome decides the exit code), never with this command's arguments.
-          const status = started.started ? 'RUNNING' : await currentStatus(client, started.id);
+          // A new transfer that waits for approval says so (with the commands to run), not RUNNING.
+          const gate = started.started ? await api.gateState(client, started.id, GATE_WAIT_MS) : undefined;
+          const status = started.started ? (gate?.status === 'AWAITING_APPROVAL' ? 'AWAITING_APPROVAL' : 'RUNNING') : await currentStatus(client, started.id);
           const stored = started.request;
-          const json = { id: started.id, status, ...stored, started: started.started };
-          emit(globals(), json, () => `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${stored.from} → ${stored.to}  ${money(stored.amount, stored.currency)}`);
+          const awaiting = status === 'AWAITING_APPROVAL';
+          const json = { id: started.id, status, ...stored, started: started.started, ...(awaiting ? { next: approvalCommands(started.id) } : {}) };
+          emit(globals(), json, () => [
+            `${started.started ? 'started' : 'already exists'}: ${started.id}  ${status}  ${stored.from} → ${stored.to}  ${money(stored.amount, stored.currency)}`,
+            ...(awaiting ? [`  ${approvalHint(started.id)}`] : []),
+          ].join('\n'));
           exitFor(status);
           return;
         }
-        const result = await api.transferResult(started.handle);
+        // While it waits: a transfer held at the approval gate says so on stderr (stdout stays the one answer).
+        let settled = false;
+        const outcome = api.transferResult(started.handle).finally(() => (settled = true));
+        const notice = (async () => {
+          const status = started.started ? (await api.gateState(client, started.id, GATE_WAIT_MS))?.status : await currentStatus(client, started.id);
+          if (!settled && status === 'AWAITING_APPROVAL') process.stderr.write(`${started.id}: ${approvalHint(started.id)}; waiting…\n`);
+        })().catch(() => undefined);
+        const result = await outcome;
+        await notice; // bounded; never leave a call in flight on a connection about to close
         const json = transferJson(result);
-        emit(globals(), { ...json, started: started.started }, () => transferLine(json));
+        emit(globals(), { ...json, started: started.started }, () => resultLines(result));
         exitFor(result.status);
       });
     });
@@ -126,11 +160,13 @@ export function registerTransferCommands(program: Command, globals: () => Global
           ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts, ...(view.state.attention ? { attention: view.state.attention } : {}) } : {}),
           ...(view.result ? { holds: view.result.holds, steps: view.result.steps, ...(view.result.sides ? { sides: view.result.sides } : {}), ...(view.result.resolution ? { resolution: view.result.resolution } : {}) } : {}),
           ...(view.ledger ? { ledger: view.ledger } : {}),
+          ...(view.status === 'AWAITING_APPROVAL' ? { next: approvalCommands(id) } : {}),
         };
         emit(globals(), json, () => [
-          transferLine(transferJson(view)),
+          view.result ? resultLines(view) : transferLine(transferJson(view)),
           ...(view.state ? [`  step: ${view.state.step}`] : []),
-          ...(view.message ? [`  ${view.message}`] : []),
+          ...(view.message && !view.result ? [`  ${view.message}`] : []),
+          ...(view.status === 'AWAITING_APPROVAL' ? [`  ${approvalHint(id)}`] : []),
           ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
         ].join('\n'));
         exitFor(view.status);
@@ -151,7 +187,7 @@ export function registerTransferCommands(program: Command, globals: () => Global
           throw new CliError(`cannot cancel ${id}: ${error.cause instanceof Error ? error.cause.message : error.message}`, EXIT.NOT_COMPLETED, 'CANCEL_REJECTED');
         });
         const json = transferJson(result);
-        emit(globals(), json, () => transferLine(json));
+        emit(globals(), json, () => resultLines(result));
         if (result.status !== 'CANCELLED') process.exitCode = EXIT.NOT_COMPLETED; // the cancel did not take
       });
     });
