@@ -7,7 +7,11 @@ import type { Ledger } from './ledger/ledger.js';
 import type { Logger } from './observability/logger.js';
 import type { TransferMetrics } from './observability/metrics.js';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/**
+ * The workflow code the SDK bundles at worker start: the TypeScript source when this module runs
+ * through tsx, the compiled workflows (dist/workflows/index.js) when it runs from dist/.
+ */
+export const WORKFLOWS_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? '../workflows/index.js' : '../workflows/index.ts', import.meta.url));
 
 export interface TransferWorkerOptions {
   connection: NativeConnection;
