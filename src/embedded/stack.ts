@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment, type EphemeralServerExecutable } from '@temporalio/testing';
 import { NativeConnection } from '@temporalio/worker';
@@ -8,9 +8,11 @@ import { evenSlotMap, formatSlotMap } from '../domain/slots.js';
 import { resolveDevServer, type Progress } from '../temporal/binaries.js';
 import { startWithRetry } from '../temporal/start-retry.js';
 import { DEV_SERVER_TUNING, startDevServer } from '../temporal/dev-server.js';
-import { dataDir } from './paths.js';
+import { readStackInfo, stackDir, stackFile, type StackInfo } from './stack-info.js';
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
+
+export { readStackInfo, stackDir, stackFile, type StackInfo } from './stack-info.js';
 
 /**
  * The embedded default: PostgreSQL with one database per shard, and the Temporal dev server with its
@@ -21,24 +23,6 @@ export const SHARD_COUNT = 2;
 export const shardDatabase = (shard: number) => `ledger_shard_${shard}`;
 /** The example producer service's own database (the inbound transfer request table lives there). */
 export const WALLET_SERVICE_DATABASE = 'wallet_service';
-
-export interface StackInfo {
-  pid: number;
-  startedAt: string;
-  temporalAddress: string;
-  namespace: string;
-  taskQueue: string;
-  webUi: string;
-  shardUrls: string[];
-  slotMap: string;
-  metricsPort?: number;
-  /** Webhook subscribers and deliveries (MESSAGES_DATABASE_URL when external). */
-  messagesUrl?: string;
-  /** The reference receiver's own database (FUND_ACCOUNT_DATABASE_URL when external). */
-  fundAccountUrl?: string;
-  /** The example wallet service's database, where `up` relays transfer requests from. */
-  producerUrl?: string;
-}
 
 /** Databases next to the shards: the webhook dispatcher's, and the reference receiver's. */
 export const MESSAGES_DATABASE = 'transfer_messages';
@@ -51,25 +35,6 @@ export interface EmbeddedStack {
   nativeConnection: NativeConnection;
   client: Client;
   stop(): Promise<void>;
-}
-
-export function stackDir(): string {
-  return join(dataDir(), 'embedded');
-}
-
-export function stackFile(): string {
-  return join(stackDir(), 'stack.json');
-}
-
-/** The running stack's addresses, if its process is still alive. */
-export async function readStackInfo(): Promise<StackInfo | undefined> {
-  try {
-    const info = JSON.parse(await readFile(stackFile(), 'utf8')) as StackInfo;
-    process.kill(info.pid, 0);
-    return info;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function resetStack(): Promise<void> {
