@@ -29,14 +29,29 @@ export interface TransferWorkerOptions {
   wrapActivities?: (activities: TransferActivities) => TransferActivities;
 }
 
-export async function createTransferWorker(options: TransferWorkerOptions): Promise<Worker> {
-  const { logger, metrics } = options;
-  const sinks: InjectedSinks<TransferSinks> = {
+/**
+ * What the workflow reports without an activity: metrics, and the one log line of each ending
+ * (info when COMPLETED; warn with the reason and its message otherwise: the activity that was
+ * refused logs only at debug, so a refusal is one line, not two). Replay workers are given them too,
+ * so a replay never reports an unregistered sink (they are not called during replay).
+ */
+export function createTransferSinks(logger?: Logger, metrics?: TransferMetrics): InjectedSinks<TransferSinks> {
+  return {
     transferMetrics: {
       outcome: {
-        fn: (info, status, reason) => {
-          metrics?.outcome(status, reason);
-          logger?.info({ transferId: info.workflowId, status, reason }, `transfer ${status}`);
+        fn: (info, status, reason, detail) => {
+          const seconds = (Date.now() - info.startTime.getTime()) / 1000;
+          metrics?.outcome(status, reason, seconds, detail?.replayed ? undefined : detail?.amount, detail?.currency);
+          const fields = {
+            transferId: info.workflowId,
+            status,
+            ...(reason ? { reason } : {}),
+            ...(detail ? { from: detail.from, to: detail.to, amount: detail.amount, currency: detail.currency } : {}),
+            durationMs: Math.round(seconds * 1000),
+            ...(detail?.replayed ? { replayed: true } : {}),
+          };
+          if (status === 'COMPLETED') logger?.info(fields, 'transfer COMPLETED');
+          else logger?.warn({ ...fields, ...(detail?.message ? { err: detail.message } : {}) }, `transfer ${status}${reason ? ` (${reason})` : ''}${detail?.message ? `: ${detail.message}` : ''}`);
         },
         callDuringReplay: false,
       },
@@ -63,6 +78,11 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
       },
     },
   };
+}
+
+export async function createTransferWorker(options: TransferWorkerOptions): Promise<Worker> {
+  const { logger, metrics } = options;
+  const sinks = createTransferSinks(logger, metrics);
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',
