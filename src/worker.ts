@@ -6,6 +6,7 @@ import type { TransferPolicy } from './domain/transfer.js';
 import type { Ledger } from './ledger/ledger.js';
 import type { Logger } from './observability/logger.js';
 import type { TransferMetrics } from './observability/metrics.js';
+import { markEnded } from './observability/endings.js';
 
 /**
  * The workflow code the SDK bundles at worker start: the TypeScript source when this module runs
@@ -51,7 +52,10 @@ export function createTransferSinks(logger?: Logger, metrics?: TransferMetrics):
             ...(detail?.replayed ? { replayed: true } : {}),
           };
           if (status === 'COMPLETED') logger?.info(fields, 'transfer COMPLETED');
-          else logger?.warn({ ...fields, ...(detail?.message ? { err: detail.message } : {}) }, `transfer ${status}${reason ? ` (${reason})` : ''}${detail?.message ? `: ${detail.message}` : ''}`);
+          else {
+            markEnded(info.runId); // the SDK's "Workflow failed" for this run repeats this line (see sdkLogLevel)
+            logger?.warn({ ...fields, ...(detail?.message ? { err: detail.message } : {}) }, `transfer ${status}${reason ? ` (${reason})` : ''}${detail?.message ? `: ${detail.message}` : ''}`);
+          }
         },
         callDuringReplay: false,
       },

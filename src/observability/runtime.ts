@@ -1,5 +1,6 @@
 import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
 import { OUTCOME_FAILURE_PREFIX } from '../domain/transfer.js';
+import { endedAlready } from './endings.js';
 import type { Logger } from './logger.js';
 
 const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
@@ -19,7 +20,7 @@ export function sdkLogLevel(entry: Pick<LogEntry, 'level' | 'message' | 'meta'>)
   if (/^asset workflow-bundle|webpack [\d.]+ compiled/m.test(entry.message)) return 'debug';
   const error = entry.meta?.['error'] as { nonRetryable?: boolean; type?: string } | undefined;
   if (entry.message === 'Activity failed' && error?.nonRetryable === true) return 'debug';
-  if (entry.message === 'Workflow failed' && typeof error?.type === 'string' && error.type.startsWith(OUTCOME_FAILURE_PREFIX)) return 'debug';
+  if (entry.message === 'Workflow failed' && ((typeof error?.type === 'string' && error.type.startsWith(OUTCOME_FAILURE_PREFIX)) || endedAlready(entry.meta?.['runId']))) return 'debug';
   return level;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { prettyLine, wantsPretty } from '../../src/observability/logger.js';
 import { sdkLogLevel } from '../../src/observability/runtime.js';
+import { markEnded } from '../../src/observability/endings.js';
 
 describe('log format', () => {
   it('is human on a terminal, JSON otherwise or when LOG_FORMAT=json', () => {
@@ -26,6 +27,10 @@ describe('SDK log lines', () => {
     expect(sdkLogLevel({ level: 'WARN', message: 'Activity failed', meta: { error: { type: 'TransientError', nonRetryable: false } } })).toBe('warn');
     expect(sdkLogLevel({ level: 'WARN', message: 'Workflow failed', meta: { error: { type: 'TRANSFER_FAILED' } } })).toBe('debug');
     expect(sdkLogLevel({ level: 'WARN', message: 'Workflow failed', meta: { error: { type: 'Error' } } })).toBe('warn');
+    // From the workflow thread the error arrives without its type: the run id says the outcome line was written.
+    expect(sdkLogLevel({ level: 'WARN', message: 'Workflow failed', meta: { runId: 'run-1', error: {} } })).toBe('warn');
+    markEnded('run-1');
+    expect(sdkLogLevel({ level: 'WARN', message: 'Workflow failed', meta: { runId: 'run-1', error: {} } })).toBe('debug');
     expect(sdkLogLevel({ level: 'ERROR', message: 'asset workflow-bundle-x.js' })).toBe('error');
   });
 });
