@@ -8,30 +8,35 @@ import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
-function newestSource() {
+function newestSource(dir) {
   let newest = 0;
   for (const file of ['tsconfig.json', 'tsconfig.build.json']) {
     try {
-      newest = Math.max(newest, statSync(root + file).mtimeMs);
+      newest = Math.max(newest, statSync(dir + file).mtimeMs);
     } catch {
       // absent: nothing to compare
     }
   }
-  for (const dir of ['src', 'workflows', 'activities']) {
-    for (const entry of readdirSync(root + dir, { recursive: true, withFileTypes: true })) {
+  for (const sub of ['src', 'workflows', 'activities']) {
+    for (const entry of readdirSync(dir + sub, { recursive: true, withFileTypes: true })) {
       if (entry.isFile()) newest = Math.max(newest, statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs);
     }
   }
   return newest;
 }
 
-export function compiledIsCurrent(env = process.env) {
+/** `dir`: the package root (a path ending in '/'); tests pass a directory of their own. */
+export function compiledIsCurrent(env = process.env, dir = root) {
   if (env.TRANSFER_FROM_SOURCE === '1') return false;
   let built;
   try {
-    built = statSync(`${root}dist/.build-stamp`).mtimeMs;
+    built = statSync(`${dir}dist/.build-stamp`).mtimeMs;
   } catch {
     return false;
   }
-  return built >= newestSource();
+  try {
+    return built >= newestSource(dir);
+  } catch {
+    return false; // a source directory missing: do not trust dist/
+  }
 }
