@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const NODE_BUILTINS = ['assert', 'buffer', 'child_process', 'crypto', 'dns', 'events', 'fs', 'http', 'https', 'net', 'os', 'path', 'process', 'stream', 'timers', 'url', 'util', 'worker_threads', 'zlib'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'test-results/**', 'scratch/**', 'test/workflows/histories/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'test-results/**', 'scratch/**', 'test/workflows/histories/**'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],

@@ -81,7 +81,11 @@ export function createActivities(deps: ActivityDeps) {
     } catch (error) {
       const refused = error instanceof RefusalError;
       observe.step(step, Date.now() - started, refused ? 'refused' : 'error', false);
-      log.warn({ transferId, step, attempt: attempt(), code: (error as RefusalError).code, err: (error as Error).message }, `${step} ${refused ? 'refused' : 'failed'}`);
+      // A refusal is final and the workflow's outcome line says it (reason and message): debug here.
+      // Anything else will be retried, and an operator wants to see it.
+      const fields = { transferId, step, attempt: attempt(), code: (error as RefusalError).code, err: (error as Error).message };
+      if (refused) log.debug(fields, `${step} refused`);
+      else log.warn(fields, `${step} failed`);
       throw error;
     }
   }

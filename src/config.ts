@@ -1,8 +1,8 @@
 import { evenSlotMap, parseSlotMap, type SlotRange } from './domain/slots.js';
 import type { TransferPolicy } from './domain/transfer.js';
 import { parseMinorUnits } from './domain/money.js';
-import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './db/transaction.js';
+import { DEFAULT_TASK_QUEUE } from '../workflows/names.js';
+import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './db/pool-settings.js';
 
 /**
  * Configuration comes from the environment only (12-factor): the same variables drive the embedded

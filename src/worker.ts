@@ -6,8 +6,13 @@ import type { TransferPolicy } from './domain/transfer.js';
 import type { Ledger } from './ledger/ledger.js';
 import type { Logger } from './observability/logger.js';
 import type { TransferMetrics } from './observability/metrics.js';
+import { markEnded } from './observability/endings.js';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/**
+ * The workflow code the SDK bundles at worker start: the TypeScript source when this module runs
+ * through tsx, the compiled workflows (dist/workflows/index.js) when it runs from dist/.
+ */
+export const WORKFLOWS_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? '../workflows/index.js' : '../workflows/index.ts', import.meta.url));
 
 export interface TransferWorkerOptions {
   connection: NativeConnection;
@@ -25,14 +30,32 @@ export interface TransferWorkerOptions {
   wrapActivities?: (activities: TransferActivities) => TransferActivities;
 }
 
-export async function createTransferWorker(options: TransferWorkerOptions): Promise<Worker> {
-  const { logger, metrics } = options;
-  const sinks: InjectedSinks<TransferSinks> = {
+/**
+ * What the workflow reports without an activity: metrics, and the one log line of each ending
+ * (info when COMPLETED; warn with the reason and its message otherwise: the activity that was
+ * refused logs only at debug, so a refusal is one line, not two). Replay workers are given them too,
+ * so a replay never reports an unregistered sink (they are not called during replay).
+ */
+export function createTransferSinks(logger?: Logger, metrics?: TransferMetrics): InjectedSinks<TransferSinks> {
+  return {
     transferMetrics: {
       outcome: {
-        fn: (info, status, reason) => {
-          metrics?.outcome(status, reason);
-          logger?.info({ transferId: info.workflowId, status, reason }, `transfer ${status}`);
+        fn: (info, status, reason, detail) => {
+          const seconds = (Date.now() - info.startTime.getTime()) / 1000;
+          metrics?.outcome(status, reason, seconds, detail?.replayed ? undefined : detail?.amount, detail?.currency);
+          const fields = {
+            transferId: info.workflowId,
+            status,
+            ...(reason ? { reason } : {}),
+            ...(detail ? { from: detail.from, to: detail.to, amount: detail.amount, currency: detail.currency } : {}),
+            durationMs: Math.round(seconds * 1000),
+            ...(detail?.replayed ? { replayed: true } : {}),
+          };
+          if (status === 'COMPLETED') logger?.info(fields, 'transfer COMPLETED');
+          else {
+            markEnded(info.runId); // the SDK's "Workflow failed" for this run repeats this line (see sdkLogLevel)
+            logger?.warn({ ...fields, ...(detail?.message ? { err: detail.message } : {}) }, `transfer ${status}${reason ? ` (${reason})` : ''}${detail?.message ? `: ${detail.message}` : ''}`);
+          }
         },
         callDuringReplay: false,
       },
@@ -59,6 +82,11 @@ export async function createTransferWorker(options: TransferWorkerOptions): Prom
       },
     },
   };
+}
+
+export async function createTransferWorker(options: TransferWorkerOptions): Promise<Worker> {
+  const { logger, metrics } = options;
+  const sinks = createTransferSinks(logger, metrics);
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',

@@ -24,8 +24,4 @@ export interface ApproveAnswer {
   by?: string;
 }
 
-export const TRANSFER_WORKFLOW = 'transferWorkflow';
-export const DEFAULT_TASK_QUEUE = 'transfers';
-
-/** ApplicationFailure type of a refused approval (update) and of lastError (signal). */
-export const APPROVAL_REFUSED = 'APPROVAL_REFUSED';
+export { APPROVAL_REFUSED, DEFAULT_TASK_QUEUE, TRANSFER_WORKFLOW } from './names.js';

@@ -231,7 +231,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     state.step = 'done';
     state.result = result;
     setStatus(status);
-    transferMetrics.outcome(status, why?.type ?? '');
+    transferMetrics.outcome(status, why?.type ?? '', { from: result.from, to: result.to, amount: result.amount, currency: result.currency, ...(why ? { message: why.message } : {}), ...(steps.some((s) => s.step === 'post-debit' && s.replayed) ? { replayed: true } : {}) });
     wf.setCurrentDetails(`${status}${why ? `: ${why.type}` : ''}`);
     // Let a waiting cancel or repair update return its answer before the run closes (not
     // cancellable: after a workflow cancellation the transfer still reports how it ended).

@@ -2,7 +2,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
 import { ledgerConfig, temporalConfig, type TemporalConfig } from '../config.js';
 import { parseSlotMap } from '../domain/slots.js';
-import type { StackInfo } from '../embedded/stack.js';
+import type { StackInfo } from '../embedded/stack-file.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { CliError, EXIT } from './output.js';
 
@@ -13,7 +13,7 @@ import { CliError, EXIT } from './output.js';
 
 /** stack.json of the embedded stack, only consulted when the environment does not say where things are. */
 async function stackInfo(): Promise<StackInfo | undefined> {
-  const { readStackInfo } = await import('../embedded/stack.js');
+  const { readStackInfo } = await import('../embedded/stack-file.js');
   return readStackInfo();
 }
 

@@ -1,9 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { isTransientDbError, withClient } from './transaction.js';
+import { fromRoot } from '../paths.js';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+const MIGRATIONS_DIR = fromRoot('migrations/');
 
 /** Arbitrary constant: serialises concurrent migrators (several workers starting at once). */
 const MIGRATION_LOCK = 7_233_001;

@@ -1,5 +1,8 @@
 import pg from 'pg';
 import { RefusalError, TransientError } from '../domain/errors.js';
+import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './pool-settings.js';
+
+export { DEFAULT_POOL_SETTINGS, type PoolSettings } from './pool-settings.js';
 
 // bigint columns come back as digit strings by default; amounts are parsed with BigInt explicitly at
 // the edge, never through Number.
@@ -91,27 +94,6 @@ export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, b
     client.release(lost ?? undefined);
   }
 }
-
-export interface PoolSettings {
-  /** Connections per shard: as many as the activities that may run at once, plus the sweeper's. */
-  max?: number;
-  /** How long a caller waits for a free connection before the call fails as a transient fault. */
-  acquireTimeoutMs?: number;
-  /** A statement running longer than this is cancelled (57014) and the step retried. */
-  statementTimeoutMs?: number;
-  /** Waiting for a row lock longer than this fails fast (55P03, retried) instead of piling up. */
-  lockTimeoutMs?: number;
-  /** A transaction left open and idle (a stalled or dead client) is ended by the server. */
-  idleInTransactionTimeoutMs?: number;
-}
-
-export const DEFAULT_POOL_SETTINGS: Required<PoolSettings> = {
-  max: 22,
-  acquireTimeoutMs: 10_000,
-  statementTimeoutMs: 15_000,
-  lockTimeoutMs: 5_000,
-  idleInTransactionTimeoutMs: 30_000,
-};
 
 export function createPool(connectionString: string, settings: PoolSettings | number = {}): pg.Pool {
   const s = { ...DEFAULT_POOL_SETTINGS, ...(typeof settings === 'number' ? { max: settings } : settings) };

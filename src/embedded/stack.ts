@@ -14,6 +14,7 @@ import { readStackInfo, stackDir, stackFile, type StackInfo } from './stack-file
 import { freePort } from './ports.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres.js';
 
+
 /**
  * The embedded default: PostgreSQL with one database per shard, and the Temporal dev server with its
  * Web UI, all on 127.0.0.1. Where it listens is written to stack.json so commands run from a second

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { describeTransfer, startTransfer } from '../client.js';
 import { withTransaction } from '../db/transaction.js';
@@ -7,6 +6,7 @@ import type pg from 'pg';
 import { RefusalError } from '../domain/errors.js';
 import { validateTransfer, type TransferRequest } from '../domain/transfer.js';
 import { TransferIdReusedError } from '../domain/transfer-reuse.js';
+import { fromRoot } from '../paths.js';
 
 /**
  * Requests other services write into `transfer_outbox.transfer_requests` in their own database, in
@@ -17,7 +17,7 @@ import { TransferIdReusedError } from '../domain/transfer-reuse.js';
 export const REQUESTS_TABLE = 'transfer_outbox.transfer_requests';
 export const REQUESTS_CHANNEL = 'transfer_requests';
 export const REQUESTS_PUBLICATION = 'transfer_requests';
-const INSTALL_SQL = fileURLToPath(new URL('../../sql/transfer_requests.sql', import.meta.url));
+const INSTALL_SQL = fromRoot('sql/transfer_requests.sql');
 
 /** Creates (or brings up to date) the request table, its trigger and its publication in a producer's database. */
 export async function installRequestTable(q: pg.Pool | pg.Client): Promise<void> {

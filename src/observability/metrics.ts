@@ -26,6 +26,24 @@ export class TransferMetrics implements ActivityObserver {
   readonly repairs = new client.Counter({ name: 'transfer_repairs_total', help: 'Operator decisions on transfers that needed attention', labelNames: ['action'] as const, registers: [this.registry] });
   readonly approvalRefusals = new client.Counter({ name: 'transfer_approvals_refused_total', help: 'Approvals refused (not an approver, or the requester)', registers: [this.registry] });
 
+  /** Whole transfers, from the workflow's start to its outcome (an approval wait included). */
+  readonly durations = new client.Histogram({
+    name: 'transfer_duration_seconds',
+    help: 'Whole-transfer latency from workflow start to outcome, by outcome',
+    labelNames: ['status'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400],
+    registers: [this.registry],
+  });
+  /** Minor units of completed transfers; rate() of it is money moved per second. */
+  readonly moneyMoved = new client.Counter({ name: 'transfer_money_moved_minor_units_total', help: 'Money moved by completed transfers, in minor units of the currency', labelNames: ['currency'] as const, registers: [this.registry] });
+  /**
+   * Open transfers of this worker's task queue, from Temporal's visibility (a count query every few
+   * seconds, see runWorker): true across worker restarts and shared by every worker of the queue, so
+   * a dashboard takes max() over workers, not sum().
+   */
+  readonly inFlight = new client.Gauge({ name: 'transfer_in_flight', help: 'Transfers whose workflow is running (visibility count, task queue of this worker)', registers: [this.registry] });
+  readonly awaitingApproval = new client.Gauge({ name: 'transfer_awaiting_approval', help: "Running transfers with TransferStatus='AWAITING_APPROVAL' (visibility count)", registers: [this.registry] });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
   }
@@ -51,8 +69,17 @@ export class TransferMetrics implements ActivityObserver {
     this.approvalRefusals.inc();
   }
 
-  outcome(status: string, reason = ''): void {
+  /** A transfer ended: `seconds` since its workflow started; `amount` in minor units, counted when COMPLETED. */
+  outcome(status: string, reason = '', seconds?: number, amount?: string, currency?: string): void {
     this.outcomes.inc({ status, reason });
+    if (seconds !== undefined && seconds >= 0) this.durations.observe({ status }, seconds);
+    if (status === 'COMPLETED' && amount && currency && /^\d+$/.test(amount)) this.moneyMoved.inc({ currency }, Number(amount));
+  }
+
+  /** The visibility counts of open transfers (see inFlight). */
+  openTransfers(running: number, awaitingApproval: number): void {
+    this.inFlight.set(running);
+    this.awaitingApproval.set(awaitingApproval);
   }
 
   /** Replaces the suspense gauge with the ledger's current balances (zero rows disappear). */

@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { migrate } from '../db/migrate.js';
 import { inTransaction } from '../messaging/webhooks/db.js';
+import { fromRoot } from '../paths.js';
 
 /**
  * The reference receiver: a downstream "fund account" service. It verifies each delivery's
@@ -13,7 +13,7 @@ import { inTransaction } from '../messaging/webhooks/db.js';
  * credit, so a redelivery (a retry, a replay, a dispatcher that died before recording) finds it
  * and changes nothing.
  */
-const FUND_MIGRATIONS = fileURLToPath(new URL('../../migrations/fund-account/', import.meta.url));
+const FUND_MIGRATIONS = fromRoot('migrations/fund-account/');
 const FUND_MIGRATION_LOCK = 7_233_003;
 const MAX_BODY = 1 << 20;
 

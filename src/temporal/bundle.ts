@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cacheDir } from '../embedded/paths.js';
+import { fromRoot } from '../paths.js';
 
 /**
  * The workflow bundle a worker loads, built once per version of the code and kept on disk.
@@ -16,7 +17,9 @@ import { cacheDir } from '../embedded/paths.js';
  * bundle can reach (workflows/, activities/, src/) and the SDK's version, so a change to any of
  * them builds a new one and a stale bundle is never loaded.
  */
+// The tree this module runs from: the sources (through tsx) or dist/ (compiled, .js).
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const EXT = import.meta.url.endsWith('.js') ? '.js' : '.ts';
 const SOURCES = ['workflows', 'activities', 'src'];
 const exec = promisify(execFile);
 
@@ -27,15 +30,16 @@ export async function cachedWorkflowBundle(progress?: (line: string) => void): P
   await mkdir(dirname(codePath), { recursive: true });
   const partial = `${codePath}.${process.pid}.tmp`;
   // The child writes the bundle; this process never loads webpack.
-  await exec(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./bundle-child.ts', import.meta.url)), partial], { cwd: ROOT, maxBuffer: 4 * 1024 * 1024 });
+  const child = fileURLToPath(new URL(`./bundle-child${EXT}`, import.meta.url));
+  await exec(process.execPath, [...(EXT === '.ts' ? ['--import', 'tsx'] : []), child, partial], { cwd: ROOT, maxBuffer: 4 * 1024 * 1024 });
   await rename(partial, codePath); // atomic: a concurrent worker sees the whole file or none
   return { codePath };
 }
 
 async function sourceHash(): Promise<string> {
   const hash = createHash('sha256');
-  const sdk = JSON.parse(await readFile(join(ROOT, 'node_modules', '@temporalio', 'workflow', 'package.json'), 'utf8')) as { version: string };
-  hash.update(`sdk ${sdk.version}\n`);
+  const sdk = JSON.parse(await readFile(fromRoot('node_modules/@temporalio/workflow/package.json'), 'utf8')) as { version: string };
+  hash.update(`sdk ${sdk.version} ${EXT}\n`);
   for (const dir of SOURCES) {
     for (const file of await tsFiles(join(ROOT, dir))) {
       hash.update(`${file.slice(ROOT.length)}\n`);
@@ -51,7 +55,7 @@ async function tsFiles(dir: string): Promise<string[]> {
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) files.push(...(await tsFiles(path)));
-    else if (entry.name.endsWith('.ts')) files.push(path);
+    else if (entry.name.endsWith(EXT) && !entry.name.endsWith('.d.ts')) files.push(path);
   }
   return files;
 }

@@ -50,8 +50,33 @@ const shardUrls = (workerEnv.LEDGER_SHARD_URLS ?? '').split(',').filter((u) => u
 describe('docker-compose.yml', () => {
   it('declares the expected services', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['dispatcher', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
+      ['dispatcher', 'grafana', 'postgresql', 'prometheus', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
     );
+  });
+
+  it('scrapes the worker and Temporal with Prometheus, and provisions Grafana with it and the dashboard', () => {
+    const prometheus = svc('prometheus');
+    const promConfig = parse(read('deploy/prometheus/prometheus.yml'));
+    const mounted = (name: string, target: string) => (svc(name).volumes as string[]).find((v) => v.split(':')[1] === target)?.split(':')[0];
+    expect(mounted('prometheus', '/etc/prometheus/prometheus.yml')).toBe('./deploy/prometheus/prometheus.yml');
+    expect(prometheus.depends_on).toBeDefined();
+    const targets = (promConfig.scrape_configs as { job_name: string; static_configs: { targets: string[] }[] }[])
+      .flatMap((job) => job.static_configs.flatMap((c) => c.targets));
+    // What the worker and the server actually listen on.
+    expect(targets).toContain(`worker:${workerEnv.METRICS_PORT}`);
+    expect(targets).toContain(`worker:${workerEnv.TEMPORAL_METRICS_PORT}`);
+    expect(targets).toContain(`temporal:${envOf('temporal').PROMETHEUS_ENDPOINT!.split(':').pop()}`);
+
+    expect(dependsOn('grafana')).toHaveProperty('prometheus');
+    expect(mounted('grafana', '/etc/grafana/provisioning')).toBe('./deploy/grafana/provisioning');
+    const datasources = parse(read('deploy/grafana/provisioning/datasources/prometheus.yml')).datasources as { uid: string; type: string; url: string }[];
+    expect(datasources).toContainEqual(expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' }));
+    const providers = parse(read('deploy/grafana/provisioning/dashboards/transfers.yml')).providers as { options: { path: string } }[];
+    const dashboardsDir = providers[0]!.options.path;
+    expect(mounted('grafana', dashboardsDir)).toBe('./deploy/grafana/dashboards');
+    // Every panel queries the provisioned datasource.
+    const dashboard = JSON.parse(read('deploy/grafana/dashboards/transfers.json')) as { panels: { targets: { datasource: { uid: string } }[] }[] };
+    for (const target of dashboard.panels.flatMap((p) => p.targets)) expect(datasources.map((d) => d.uid)).toContain(target.datasource.uid);
   });
 
   it('runs the webhook dispatcher on the same shards, with its own database created at init', () => {

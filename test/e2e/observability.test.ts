@@ -7,6 +7,7 @@ import { TRANSFER_WORKFLOW } from '../../workflows/definitions.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { connectDevServer, uniqueTaskQueue } from '../support/temporal.js';
 import { openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
+import { waitFor } from '../support/control.js';
 
 /** What an operator sees of the worker: JSON log lines carrying transfer ids, and Prometheus metrics. */
 let t: TestLedger;
@@ -21,7 +22,15 @@ beforeAll(async () => {
   env = await connectDevServer();
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   port = await ephemeralPort();
-  running = await runWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, ledger: t.ledger, logger, metricsPort: port });
+  // 1,000,000.00 USD and more waits for approval (read by runWorker's policy): the gauge test's transfer.
+  const threshold = process.env.TRANSFER_APPROVAL_THRESHOLD;
+  process.env.TRANSFER_APPROVAL_THRESHOLD = '100000000';
+  try {
+    running = await runWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, ledger: t.ledger, logger, metricsPort: port, openTransfersEveryMs: 200 });
+  } finally {
+    if (threshold === undefined) delete process.env.TRANSFER_APPROVAL_THRESHOLD;
+    else process.env.TRANSFER_APPROVAL_THRESHOLD = threshold;
+  }
 });
 
 afterAll(async () => {
@@ -64,12 +73,38 @@ describe('worker observability', () => {
     expect(sample(text, 'transfer_step_duration_seconds_count', { step: 'reserve-debit', outcome: 'refused' })).toBe(1);
     expect(sample(text, 'transfer_step_duration_seconds_count', { step: 'reserve-credit', outcome: 'refused' })).toBe(1);
 
-    // At info, a step that went through logs nothing (LOG_LEVEL=debug shows each); a refusal logs one line.
-    const activityLines = lines.filter((l) => typeof l['step'] === 'string');
-    expect(activityLines.filter((l) => String(l['msg']).endsWith(' done') || String(l['msg']).endsWith(' replayed'))).toEqual([]);
-    expect(activityLines.map((l) => `${String(l['transferId'])} ${String(l['step'])} ${String(l['code'])}`).sort()).toEqual(['obs-comp reserve-credit ACCOUNT_FROZEN', 'obs-poor reserve-debit INSUFFICIENT_FUNDS']);
-    expect(activityLines.every((l) => typeof l['transferId'] === 'string' && String(l['transferId']).startsWith('obs-'))).toBe(true);
-    expect(lines).toContainEqual(expect.objectContaining({ transferId: 'obs-poor', step: 'reserve-debit', code: 'INSUFFICIENT_FUNDS', level: 40 }));
-    expect(lines).toContainEqual(expect.objectContaining({ transferId: 'obs-comp', status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN' }));
+    // Whole-transfer latency by outcome (the duplicate run too), and money moved: the forced second
+    // run of obs-ok replayed its postings, so 100 minor units moved, not 200.
+    expect(sample(text, 'transfer_duration_seconds_count', { status: 'COMPLETED' })).toBe(2);
+    expect(sample(text, 'transfer_duration_seconds_count', { status: 'FAILED' })).toBe(1);
+    expect(sample(text, 'transfer_duration_seconds_count', { status: 'COMPENSATED' })).toBe(1);
+    expect(sample(text, 'transfer_duration_seconds_sum', { status: 'COMPLETED' })).toBeGreaterThan(0);
+    expect(sample(text, 'transfer_money_moved_minor_units_total', { currency: 'USD' })).toBe(100);
+
+    // At info, a step that went through logs nothing (LOG_LEVEL=debug shows each), and a refused step
+    // neither: each transfer ends in exactly one line, a refusal's at warn with its reason and message.
+    expect(lines.filter((l) => typeof l['step'] === 'string')).toEqual([]);
+    const endings = (id: string) => lines.filter((l) => l['transferId'] === id);
+    expect(endings('obs-poor')).toEqual([expect.objectContaining({ level: 40, status: 'FAILED', reason: 'INSUFFICIENT_FUNDS', from, to, amount: '999999', currency: 'USD' })]);
+    expect(String(endings('obs-poor')[0]!['msg'])).toMatch(/^transfer FAILED \(INSUFFICIENT_FUNDS\): .*insufficient/);
+    expect(endings('obs-comp')).toEqual([expect.objectContaining({ level: 40, status: 'COMPENSATED', reason: 'ACCOUNT_FROZEN' })]);
+    expect(String(endings('obs-comp')[0]!['msg'])).toContain('frozen');
+    expect(endings('obs-ok')).toEqual([
+      expect.objectContaining({ level: 30, status: 'COMPLETED', amount: '100', currency: 'USD', msg: 'transfer COMPLETED' }),
+      expect.objectContaining({ level: 30, status: 'COMPLETED', replayed: true }),
+    ]);
+  });
+
+  it('gauges transfers in flight and awaiting approval from visibility', async () => {
+    const from = await openFunded(t.ledger, 0, 'obs-big-from', '0');
+    const to = await openFunded(t.ledger, 1, 'obs-big-to', '0');
+    const gauge = async (name: string) => {
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      return Number(/^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(`${name} `)).join('\n'))?.[2]);
+    };
+    const big = await startTransfer(env, taskQueue, { transferId: 'obs-big', from, to, amount: '100000000', currency: 'USD' });
+    await waitFor(async () => (await gauge('transfer_awaiting_approval')) === 1 && (await gauge('transfer_in_flight')) === 1, 20_000);
+    await big.terminate('observability test: done waiting');
+    await waitFor(async () => (await gauge('transfer_awaiting_approval')) === 0 && (await gauge('transfer_in_flight')) === 0, 20_000);
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
+import { createTransferSinks } from '../../src/worker.js';
 
 /**
  * Replays saved histories against today's workflow code. A change that would make a running
@@ -21,7 +22,7 @@ describe('replay of recorded saga histories', () => {
       }),
     );
     const results = [];
-    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundle') } }, histories)) {
+    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundle') }, sinks: createTransferSinks() }, histories)) {
       results.push({ workflowId: result.workflowId, error: result.error ? String(result.error) : undefined });
     }
     expect(results).toEqual(histories.map((h) => ({ workflowId: h.workflowId, error: undefined })));

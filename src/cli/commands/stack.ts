@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.js';
-import { DEFAULT_TASK_QUEUE } from '../../../workflows/definitions.js';
+import { DEFAULT_TASK_QUEUE } from '../../../workflows/names.js';
 import { connectionOptions } from '../context.js';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
 import { interrupted } from '../signals.js';

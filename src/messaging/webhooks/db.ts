@@ -1,10 +1,10 @@
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../../db/migrate.js';
+import { fromRoot } from '../../paths.js';
 
 /** Distinct from the ledger's migration lock: the messages database may share a server with a shard. */
 const MESSAGES_MIGRATION_LOCK = 7_233_002;
-const MESSAGES_MIGRATIONS = fileURLToPath(new URL('../../../migrations/messages/', import.meta.url));
+const MESSAGES_MIGRATIONS = fromRoot('migrations/messages/');
 
 export function migrateMessages(pool: pg.Pool): Promise<string[]> {
   return migrate(pool, { dir: MESSAGES_MIGRATIONS, lock: MESSAGES_MIGRATION_LOCK });

@@ -1,5 +1,5 @@
 import { ledgerConfig } from '../../config.js';
-import type { StackInfo } from '../../embedded/stack.js';
+import type { StackInfo } from '../../embedded/stack-file.js';
 
 /**
  * Where the webhook commands find their databases: environment variables first (an external
@@ -18,7 +18,7 @@ export interface MessagingTargets {
 export async function messagingTargets(env: NodeJS.ProcessEnv = process.env): Promise<MessagingTargets> {
   let stack: StackInfo | undefined;
   if (!env.MESSAGES_DATABASE_URL || !env.FUND_ACCOUNT_DATABASE_URL || !ledgerConfig(env)) {
-    const { readStackInfo } = await import('../../embedded/stack.js');
+    const { readStackInfo } = await import('../../embedded/stack-file.js');
     stack = await readStackInfo();
   }
   const messagesUrl = env.MESSAGES_DATABASE_URL || stack?.messagesUrl;
