@@ -12,10 +12,11 @@ import { registerSuspenseCommands } from './commands/suspense.js';
 import { registerTransferCommands } from './commands/transfers.js';
 import { registerMessagingServiceCommands, registerWebhookCommands } from './commands/webhooks.js';
 import { classify, EXIT, printed, type GlobalOptions } from './output.js';
+import { fromRoot } from '../paths.js';
 
 const program = new Command('transfer')
   .description('Durable money transfers between PostgreSQL ledger shards, coordinated by Temporal')
-  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version, '--version', 'print the version')
+  .version((JSON.parse(readFileSync(fromRoot('package.json'), 'utf8')) as { version: string }).version, '--version', 'print the version')
   .option('--json', 'print exactly one JSON object on stdout')
   .option('--verbose', 'show stack traces on errors')
   .showHelpAfterError()
