@@ -78,7 +78,9 @@ export function cliCases(f: Fixture): CliCase[] {
     cases.push({ label: `show ${b.label}`, args: ['account', 'show', b.value], names: /account/, code: 'INVALID_ACCOUNT_ID' });
     cases.push({ label: `list --account ${b.label}`, args: ['list', '--account', b.value], names: /account/, code: 'INVALID_ACCOUNT_ID' });
   }
-  for (const b of argv(BAD_CURRENCIES) as BadValue<string>[]) {
+  // The CLI reads a lower-case code as the code (`usd` is USD, tested in cli.test.ts); the workflow
+  // input and the ledger's API below stay strict and refuse it.
+  for (const b of (argv(BAD_CURRENCIES) as BadValue<string>[]).filter((c) => c.label !== 'lower case')) {
     cases.push({ label: `send --currency ${b.label}`, args: send({ '--currency': b.value }), names: /currency/, code: 'UNKNOWN_CURRENCY' });
     cases.push({ label: `open --currency ${b.label}`, args: ['account', 'open', `${f.tag}-cur`, '--currency', b.value], names: /currency/, code: 'UNKNOWN_CURRENCY' });
   }
