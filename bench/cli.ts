@@ -107,6 +107,8 @@ async function main(): Promise<void> {
       stack = await startStack(dataDir);
       const env = { ...stack.env };
       delete env.TRANSFER_FROM_SOURCE;
+      const envRow = rows.find((r) => r.command === 'env');
+      if (envRow) envRow.env = env; // `transfer env` prints the exports of a running stack
       cli(env, 'account', 'open', 'bench-cli-a', '--currency', 'USD');
       cli(env, 'account', 'open', 'bench-cli-b', '--currency', 'USD');
       cli(env, 'account', 'deposit', 'bench-cli-a', '100.00');
