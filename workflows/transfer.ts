@@ -37,6 +37,14 @@ export const APPROVAL_TOMBSTONES_PATCH = 'approval-cancel-tombstones';
 export const FAST_PATH_PATCH = 'local-ledger-steps';
 /** Marks histories where an outcome other than COMPLETED closes the run as Failed (typed, carrying the result). */
 export const TYPED_OUTCOME_PATCH = 'outcome-as-typed-failure';
+/**
+ * Marks histories where an unwind of the reserve phase voids both sides. A ledger step that runs as a
+ * local activity leaves no trace in history until its workflow task completes: a task that was lost
+ * (its worker killed, its completion refused) may have reserved the credit side although the history
+ * the next worker replays stops before it. So both voids are on the stack from the start; a void
+ * with nothing to void leaves a tombstone, which also fences that reservation if it lands later.
+ */
+export const VOID_BOTH_SIDES_PATCH = 'reserve-phase-voids-both-sides';
 
 const policy = wf.proxyLocalActivities<TransferActivities>(POLICY_OPTIONS);
 const reserving = wf.proxyActivities<TransferActivities>(RESERVE_OPTIONS);
@@ -189,10 +197,13 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
 
   let failure: StepFailure | undefined;
   try {
+    const bothSides = fast && wf.patched(VOID_BOTH_SIDES_PATCH);
     await reservePhase.run(async () => {
       stack.push(voidDebit);
-      await guarded(stack, () => step('reserve-debit', () => ledgerStep('reserveDebit', `reserve ${money} on ${t.from}`, { ...reserveInput, account: t.from, counterparty: t.to })));
-      stack.push(voidCredit);
+      if (bothSides) stack.push(voidCredit);
+      // A refused debit reservation wrote nothing, and nothing after it ran in any task: no voids.
+      await guarded(stack, () => step('reserve-debit', () => ledgerStep('reserveDebit', `reserve ${money} on ${t.from}`, { ...reserveInput, account: t.from, counterparty: t.to })), bothSides ? 2 : 1);
+      if (!bothSides) stack.push(voidCredit);
       await guarded(stack, () => step('reserve-credit', () => ledgerStep('reserveCredit', `reserve ${money} credit on ${t.to}`, { ...reserveInput, account: t.to, counterparty: t.from })));
     });
     if (cancelReason !== undefined) throw new wf.CancelledFailure(cancelReason);
@@ -245,15 +256,15 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
 
 /**
  * Runs a reservation; on a definitive refusal the step wrote nothing, so its compensation (pushed
- * just before) is dropped. It must be: a reused key means the hold under it belongs to another
+ * just before; `drop` of them when later steps' voids were pushed with it) is dropped. It must be: a reused key means the hold under it belongs to another
  * request, which this transfer must never void.
  */
-async function guarded(stack: Compensation[], run: () => Promise<unknown>): Promise<void> {
+async function guarded(stack: Compensation[], run: () => Promise<unknown>, drop = 1): Promise<void> {
   try {
     await run();
   } catch (error) {
     const failure = describeFailure(error);
-    if (failure.refusal) stack.pop();
+    if (failure.refusal) stack.splice(stack.length - drop, drop);
     throw error;
   }
 }

@@ -35,8 +35,11 @@ describe('cancel while a reservation is in flight', () => {
       latch.open(); // the abandoned attempt now reaches the ledger, after its compensation
       return answer;
     });
-    expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED', compensations: [{ step: 'void-debit', outcome: 'null_compensation' }] });
+    // Both sides are voided: a lost workflow task may have reserved the credit already (local
+    // activities), so the credit gets a tombstone too.
+    expect(result).toMatchObject({ status: 'CANCELLED', reason: 'CANCELLED', compensations: [{ step: 'void-credit', outcome: 'null_compensation' }, { step: 'void-debit', outcome: 'null_compensation' }] });
     await waitFor(async () => (await t.ledger.transferRecords('cancel-rd')).holds.length === 0 && (await fenced(t.ledger, from, 'cancel-rd')));
+    expect(await fenced(t.ledger, to, 'cancel-rd', 'credit')).toBe(true);
     await expectBalances(t.ledger, { [from]: { posted: '1000' }, [to]: { posted: '0' } });
     await expectLedgerClean(t.ledger);
   });
