@@ -63,6 +63,10 @@ const { transferMetrics } = wf.proxySinks<TransferSinks>();
 export async function transferWorkflow(input: TransferRequest): Promise<TransferResult> {
   const { workflowId } = wf.workflowInfo();
   const fast = wf.patched(FAST_PATH_PATCH);
+  // Every later patch is decided here, before any local activity: on replay the SDK resolves a local
+  // activity from its marker early, so a patch first asked right after one can miss its own marker.
+  const typedOutcome = fast && wf.patched(TYPED_OUTCOME_PATCH);
+  const bothSides = fast && wf.patched(VOID_BOTH_SIDES_PATCH);
   const state: TransferState = { transferId: workflowId, status: 'RUNNING', step: 'validate', holds: [], attempts: {}, cancellable: true, awaitingApproval: false };
   const steps: StepRecord[] = [];
   const postings: TransferResult['postings'] = [];
@@ -197,7 +201,6 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
 
   let failure: StepFailure | undefined;
   try {
-    const bothSides = fast && wf.patched(VOID_BOTH_SIDES_PATCH);
     await reservePhase.run(async () => {
       stack.push(voidDebit);
       if (bothSides) stack.push(voidCredit);
@@ -247,7 +250,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     // Let a waiting cancel or repair update return its answer before the run closes (not
     // cancellable: after a workflow cancellation the transfer still reports how it ended).
     await wf.CancellationScope.nonCancellable(() => wf.condition(wf.allHandlersFinished));
-    if (status !== 'COMPLETED' && wf.patched(TYPED_OUTCOME_PATCH)) {
+    if (status !== 'COMPLETED' && typedOutcome) {
       throw wf.ApplicationFailure.create({ type: outcomeFailureType(status), message: outcomeMessage(result), nonRetryable: true, details: [result] });
     }
     return result;

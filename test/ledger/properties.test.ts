@@ -190,9 +190,13 @@ async function checkScenario(t: TestLedger, prefix: string, s: Scenario): Promis
     let report = await verify(t);
     const checkedAt = Date.parse(report.checkedAt);
     const stillPending = pendingTransfers(exp);
-    expect(violationsOf(report, prefix), 'verify before settlement').toEqual([
+    // verify reads each shard in its own snapshot, a moment apart, and stamps checkedAt after them: a
+    // hold that expired in that moment may or may not be reported. Only those few are left out.
+    const borderline = new Set([...exp.holds.values()].filter((h) => h.state === 'pending' && Math.abs(Date.parse(h.hold.expiresAt) - checkedAt) < 2_000)
+      .map((h) => `hold_pending_past_expiry ${h.hold.key} ${h.hold.amount}`));
+    expect(violationsOf(report, prefix).filter((v) => !borderline.has(v)), 'verify before settlement').toEqual([
       ...[...exp.holds.values()].filter((h) => h.state === 'pending' && Date.parse(h.hold.expiresAt) < checkedAt)
-        .map((h) => `hold_pending_past_expiry ${h.hold.key} ${h.hold.amount}`),
+        .map((h) => `hold_pending_past_expiry ${h.hold.key} ${h.hold.amount}`).filter((v) => !borderline.has(v)),
       ...[...exp.net].filter(([tr, n]) => n !== 0n && !stillPending.has(tr)).map(([tr, n]) => `clearing_stuck ${tr} ${n}`),
     ].sort());
     await checkState(t, w, exp, base, report);
