@@ -169,7 +169,9 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
             // Cancel the demo's Temporal calls and let it settle before the connection closes: a call
             // cut by the close is retried by the SDK on a timer, which then throws an uncaught error.
             abort.abort();
-            await demo.then(() => undefined, () => undefined);
+            // Bounded: a call the signal cannot reach (an update waiting for the stopped worker) must not
+            // keep Ctrl-C from stopping the stack; closing the connection below ends it.
+            await Promise.race([demo.then(() => undefined, () => undefined), new Promise((r) => setTimeout(r, 5_000).unref())]);
             throw new CliError(`${outcomes} during the demo: stopped before it finished`, EXIT.NOT_COMPLETED, 'INTERRUPTED');
           }
           const { moreTransfers } = await load.demo();
