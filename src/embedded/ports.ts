@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** True when nothing listens on 127.0.0.1:port (we try to bind it and let go at once). */
 export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
@@ -27,5 +27,17 @@ export async function ephemeralPort(): Promise<number> {
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** True once something accepts TCP connections on host:port (a server we started is listening). */
+export function isListening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
   });
 }

@@ -183,17 +183,29 @@ async function startServerProfile(
     uiLogFile: join(o.dir, 'temporal-ui.log'),
     progress: o.progress,
   });
+  return {
+    ...(await connectTo(server, o.beforeConnect)),
+    address: server.address,
+    webUi: server.webUi,
+    pids: [server.pid, ...(server.uiPid ? [server.uiPid] : [])],
+    description: `Temporal server ${TEMPORAL_SERVER_VERSION} (pid ${server.pid}) on PostgreSQL databases temporal + temporal_visibility, ${server.historyShards} history shards; Web UI server ${TEMPORAL_UI_SERVER_VERSION}${server.uiPid ? ` (pid ${server.uiPid})` : ' not running'}`,
+  };
+}
+
+/**
+ * The worker's native connection and a client of its own (not on the native connection: its long
+ * polls, such as the demo's wait for a result, must stop on Ctrl-C through withAbortSignal) to a
+ * server we started; stop() closes both, then the server. A failed connect (or beforeConnect) stops
+ * the server.
+ */
+async function connectTo(server: { address: string; stop(): Promise<void> }, beforeConnect?: () => void): Promise<Pick<TemporalHandle, 'nativeConnection' | 'client' | 'stop'>> {
   try {
-    o.beforeConnect?.();
-    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    beforeConnect?.();
+    const nativeConnection = await connectWhenHealthy(() => NativeConnection.connect({ address: server.address }));
     const connection = await Connection.connect({ address: server.address });
     return {
       nativeConnection,
       client: new Client({ connection, namespace: 'default' }),
-      address: server.address,
-      webUi: server.webUi,
-      pids: [server.pid, ...(server.uiPid ? [server.uiPid] : [])],
-      description: `Temporal server ${TEMPORAL_SERVER_VERSION} (pid ${server.pid}) on PostgreSQL databases temporal + temporal_visibility, ${server.historyShards} history shards; Web UI server ${TEMPORAL_UI_SERVER_VERSION}${server.uiPid ? ` (pid ${server.uiPid})` : ' not running'}`,
       async stop() {
         await connection.close().catch(() => undefined);
         await nativeConnection.close().catch(() => undefined);
@@ -216,25 +228,7 @@ async function startTemporal(
 ): Promise<TemporalHandle> {
   if (executable.type === 'existing-path') {
     const server = await startDevServer({ path: executable.path, ip: '127.0.0.1', port: o.port, uiPort: o.uiPort, dbFilename: o.dbFilename, namespace: 'default', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, logFile: o.logFile });
-    try {
-      o.beforeConnect?.();
-      const nativeConnection = await connectWhenHealthy(() => NativeConnection.connect({ address: server.address }));
-      // A client of its own (not on the worker's native connection): its long polls, such as the
-      // demo's wait for a result, must stop on Ctrl-C through withAbortSignal.
-      const connection = await Connection.connect({ address: server.address });
-      return {
-        nativeConnection,
-        client: new Client({ connection, namespace: 'default' }),
-        async stop() {
-          await connection.close().catch(() => undefined);
-          await nativeConnection.close().catch(() => undefined);
-          await server.stop();
-        },
-      };
-    } catch (error) {
-      await server.stop();
-      throw error;
-    }
+    return connectTo(server, o.beforeConnect);
   }
   o.beforeConnect?.(); // the SDK's ephemeral server is itself a native object of the runtime
   const env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({

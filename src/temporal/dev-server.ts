@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { connect } from 'node:net';
+import { isListening } from '../embedded/ports.js';
 import type { SearchAttributeType } from '@temporalio/common';
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes.js';
 
@@ -70,7 +70,7 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the Temporal dev server exited (${child.exitCode}) during start; see ${options.logFile}`);
-    if (await reachable(options.ip, options.port)) break;
+    if (await isListening(options.ip, options.port)) break;
     if (Date.now() > deadline) {
       await stop(child, exited);
       throw new Error(`the Temporal dev server did not listen on ${address} in time; see ${options.logFile}`);
@@ -80,16 +80,6 @@ export async function startDevServer(options: DevServerOptions): Promise<Running
   return { pid: child.pid!, address, stop: () => stop(child, exited) };
 }
 
-function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 async function stop(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;

@@ -3,14 +3,13 @@ import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect } from 'node:net';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes.js';
 import { msToTs } from '@temporalio/common/lib/time.js';
-import { freePort, isPortFree } from '../embedded/ports.js';
+import { freePort, isListening, isPortFree } from '../embedded/ports.js';
 import type { Progress } from './binaries.js';
 import type { ServerBinaries } from './server-binaries.js';
 
@@ -304,7 +303,7 @@ async function waitServing(server: Spawned, address: string, logFile: string, ti
   for (;;) {
     if (gone(server)) throw new Error(`the Temporal server exited (${server.child.exitCode ?? server.child.signalCode}) during start; see ${logFile}`);
     const [host, port] = [address.split(':')[0]!, Number(address.split(':')[1])];
-    if (await reachable(host, port)) {
+    if (await isListening(host, port)) {
       let connection: Connection | undefined;
       try {
         connection = await Connection.connect({ address, connectTimeout: 2_000 });
@@ -325,22 +324,12 @@ async function waitListening(s: Spawned, host: string, port: number, what: strin
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (gone(s)) throw new Error(`${what} exited (${s.child.exitCode ?? s.child.signalCode}) during start; see ${logFile}`);
-    if (await reachable(host, port)) return;
+    if (await isListening(host, port)) return;
     if (Date.now() > deadline) throw new Error(`${what} did not listen on ${host}:${port} in time; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** temporal.api.enums.v1.IndexedValueType, by the SDK's search attribute type names. */
 const INDEXED: Record<string, number> = { TEXT: 1, KEYWORD: 2, INT: 3, DOUBLE: 4, BOOL: 5, DATETIME: 6, KEYWORD_LIST: 7 };
