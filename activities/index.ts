@@ -142,8 +142,10 @@ export function createActivities(deps: ActivityDeps) {
    * - void INVALID_INPUT (key shape): impossible, keys derive from a validated transfer id.
    * - void IDEMPOTENCY_KEY_REUSED (someone else's record under the step key): impossible once keys are
    *   namespaced by operation (the ledger's change for issue 9, hole 4); until then, a human's call.
-   * - void HOLD_POSTED: on the debit, the refund below; on the credit, someone posted it outside the
-   *   saga (refunding the debit would pay twice over): a human's call.
+   * - void HOLD_POSTED: on the debit, the refund below; on the credit, either the transfer's own
+   *   post-credit (a lost workflow task finished the transfer before a cancel was accepted: the
+   *   failure names that key and the workflow completes instead) or someone outside the saga
+   *   (refunding the debit would pay twice over): a human's call.
    * - refund HOLD_NOT_POSTED: impossible, the void just found it posted and a posted hold is final.
    * - refund ALREADY_REFUNDED (refunded under another key, e.g. by `transfer repair --finish`): done.
    * - account status: never refused, granted holds still finish on frozen accounts and a refund into
@@ -166,9 +168,18 @@ export function createActivities(deps: ActivityDeps) {
     } catch (error) {
       // A refusal will not change by retrying the same key (refusals are sticky): stop and let the
       // workflow surface it for an operator. Transient faults are rethrown and retried without end.
-      if (error instanceof RefusalError) throw blocked(input, voidStep, error);
+      if (error instanceof RefusalError) throw blocked(input, voidStep, error, error.code === Refusal.HOLD_POSTED ? await postedBy(input) : undefined);
       throw error;
     }
+  }
+
+  /**
+   * Which key posted a hold the compensation found posted: the transfer's own post step (a lost
+   * workflow task finished the transfer, the workflow rolls forward) or someone outside the saga.
+   */
+  async function postedBy(input: HoldInput): Promise<string | undefined> {
+    const { holds } = await ledger.transferRecords(input.transferId);
+    return holds.find((h) => h.key === input.holdKey)?.resolvedBy ?? undefined;
   }
 
   /** The way back from a posted debit. Already refunded means done: the money is back either way. */
@@ -190,12 +201,12 @@ export function createActivities(deps: ActivityDeps) {
  * A compensation the ledger refused: non-retryable, so the workflow stops and asks an operator
  * instead of retrying forever. The refusal code travels in the details and the message.
  */
-function blocked(input: HoldInput, step: string, refusal: RefusalError): ApplicationFailure {
+function blocked(input: HoldInput, step: string, refusal: RefusalError, postedBy?: string): ApplicationFailure {
   return ApplicationFailure.create({
     type: COMPENSATION_BLOCKED,
-    message: `compensation ${step} of ${input.holdKey} is blocked by ${refusal.code}: ${refusal.message}`,
+    message: `compensation ${step} of ${input.holdKey} is blocked by ${refusal.code}: ${refusal.message}${postedBy ? ` (posted under ${postedBy})` : ''}`,
     nonRetryable: true,
-    details: [{ code: refusal.code, message: refusal.message }],
+    details: [{ code: refusal.code, message: refusal.message, ...(postedBy ? { postedBy } : {}) }],
   });
 }
 

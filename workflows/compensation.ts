@@ -13,6 +13,11 @@ export const NEEDS_ATTENTION_PATCH = 'compensation-needs-attention';
 export interface Compensation {
   name: CompensationName;
   run: () => Promise<CompensationResult>;
+  /**
+   * Asked when the compensation stopped: true when the transfer finished meanwhile (the hold was
+   * posted by the transfer's own step) and the workflow completed it instead, which ends the unwind.
+   */
+  rollForward?: (error: unknown, startedAt: number) => Promise<boolean>;
 }
 
 type RecordStep = (step: StepRecord['step'], result: { attempt: number; replayed: boolean } | undefined, startedAt: number, outcome: StepRecord['outcome'], detail?: string) => void;
@@ -60,7 +65,8 @@ export class Compensator {
     );
   }
 
-  async unwind(stack: readonly Compensation[], cause: string): Promise<void> {
+  /** 'rolled-forward' when a compensation found the transfer finished and completed it instead. */
+  async unwind(stack: readonly Compensation[], cause: string): Promise<'unwound' | 'rolled-forward'> {
     const { state, record, compensations } = this.saga;
     for (const compensation of [...stack].reverse()) {
       const startedAt = Date.now();
@@ -71,6 +77,7 @@ export class Compensator {
         try {
           result = await compensation.run();
         } catch (error) {
+          if (compensation.rollForward && (await compensation.rollForward(error, startedAt))) return 'rolled-forward';
           // Only a stopped compensation lands here; before this patch none ever did (they retried forever).
           if (!wf.patched(NEEDS_ATTENTION_PATCH)) throw error;
           const decision = await this.askOperator(compensation.name, blockedBy(error), startedAt);
@@ -86,6 +93,7 @@ export class Compensator {
         break;
       }
     }
+    return 'unwound';
   }
 
   private async askOperator(step: CompensationName, refusal: { code: string; message: string }, startedAt: number): Promise<RepairRequest> {

@@ -34,13 +34,15 @@ export function describeFailure(error: unknown): StepFailure {
 
 /**
  * What stopped a compensation: the ledger's refusal code carried in a COMPENSATION_BLOCKED failure's
- * details, or, for any other failure that ended the activity, its type. Cancellation cannot reach a
+ * details (with the key that posted the hold, for HOLD_POSTED), or, for any other failure that ended the activity, its type. Cancellation cannot reach a
  * compensation (it runs in a non-cancellable scope); anything else is a workflow bug and is rethrown.
  */
-export function blockedBy(error: unknown): { code: string; message: string } {
+export function blockedBy(error: unknown): { code: string; message: string; postedBy?: string } {
   if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === COMPENSATION_BLOCKED) {
-    const detail = error.cause.details?.[0] as { code?: unknown; message?: unknown } | undefined;
-    if (typeof detail?.code === 'string') return { code: detail.code, message: typeof detail.message === 'string' ? detail.message : error.cause.message };
+    const detail = error.cause.details?.[0] as { code?: unknown; message?: unknown; postedBy?: unknown } | undefined;
+    if (typeof detail?.code === 'string') {
+      return { code: detail.code, message: typeof detail.message === 'string' ? detail.message : error.cause.message, ...(typeof detail.postedBy === 'string' ? { postedBy: detail.postedBy } : {}) };
+    }
   }
   const failure = describeFailure(error);
   return { code: failure.type, message: failure.message };

@@ -22,7 +22,7 @@ import {
 import { installApprovalGate } from './approval.js';
 import { Compensator, type Compensation } from './compensation.js';
 import { cancelUpdate, statusQuery, type CancelRequest } from './definitions.js';
-import { describeFailure, type StepFailure } from './failures.js';
+import { blockedBy, describeFailure, type StepFailure } from './failures.js';
 import { compensatedOutcome, sides } from './outcome.js';
 import type { TransferSinks } from './sinks.js';
 import { COMPENSATION_OPTIONS, LOCAL_POST_OPTIONS, LOCAL_RESERVE_OPTIONS, POLICY_OPTIONS, POST_OPTIONS, RESERVE_OPTIONS } from './policies.js';
@@ -45,6 +45,14 @@ export const TYPED_OUTCOME_PATCH = 'outcome-as-typed-failure';
  * with nothing to void leaves a tombstone, which also fences that reservation if it lands later.
  */
 export const VOID_BOTH_SIDES_PATCH = 'reserve-phase-voids-both-sides';
+/**
+ * Marks histories where an unwind that finds the credit posted by the transfer's own post-credit
+ * completes the transfer instead of stopping for an operator. A lost workflow task can run all four
+ * local ledger steps; a cancel accepted by the next worker (its replayed history shows nothing done)
+ * then unwinds a transfer the ledger has already completed. Post-credit runs only after post-debit
+ * succeeded, so both posts replay their stored outcomes and the transfer ends COMPLETED.
+ */
+export const ROLL_FORWARD_PATCH = 'unwind-rolls-forward-when-posted';
 
 const policy = wf.proxyLocalActivities<TransferActivities>(POLICY_OPTIONS);
 const reserving = wf.proxyActivities<TransferActivities>(RESERVE_OPTIONS);
@@ -67,6 +75,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   // activity from its marker early, so a patch first asked right after one can miss its own marker.
   const typedOutcome = fast && wf.patched(TYPED_OUTCOME_PATCH);
   const bothSides = fast && wf.patched(VOID_BOTH_SIDES_PATCH);
+  const rollsForward = fast && wf.patched(ROLL_FORWARD_PATCH);
   const state: TransferState = { transferId: workflowId, status: 'RUNNING', step: 'validate', holds: [], attempts: {}, cancellable: true, awaitingApproval: false };
   const steps: StepRecord[] = [];
   const postings: TransferResult['postings'] = [];
@@ -158,7 +167,25 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   const debitHold = { transferId: t.transferId, account: t.from, holdKey: stepKey(t.transferId, 'reserve-debit') };
   const creditHold = { transferId: t.transferId, account: t.to, holdKey: stepKey(t.transferId, 'reserve-credit') };
   const voidDebit: Compensation = { name: 'void-debit', run: () => compensating.compensateDebit.executeWithOptions({ summary: `release ${money} held on ${t.from}` }, [debitHold]) };
-  const voidCredit: Compensation = { name: 'void-credit', run: () => compensating.compensateCredit.executeWithOptions({ summary: `release ${money} reserved for ${t.to}` }, [creditHold]) };
+  const voidCredit: Compensation = {
+    name: 'void-credit',
+    run: () => compensating.compensateCredit.executeWithOptions({ summary: `release ${money} reserved for ${t.to}` }, [creditHold]),
+    ...(rollsForward ? { rollForward: completeInstead } : {}),
+  };
+
+  /** The credit was posted by this transfer's own post-credit: finish the transfer, do not undo it. */
+  async function completeInstead(error: unknown, startedAt: number): Promise<boolean> {
+    const refusal = blockedBy(error);
+    if (refusal.code !== Refusal.HOLD_POSTED || refusal.postedBy !== stepKey(t.transferId, 'post-credit')) return false;
+    record('void-credit', undefined, startedAt, 'refused', `${refusal.code}: this transfer already posted the credit (a workflow task lost after it finished); completing instead`);
+    try {
+      await step('post-debit', () => ledgerStep('postDebit', `post ${money} debit on ${t.from}`, debitHold));
+      await step('post-credit', () => ledgerStep('postCredit', `post ${money} credit to ${t.to}`, creditHold));
+    } catch {
+      return false; // cannot happen (post-credit runs only after post-debit succeeded): an operator decides
+    }
+    return true;
+  }
 
   // Approval gate for large amounts: the policy comes from worker configuration, recorded in history.
   const rules = await policy.transferPolicy(t.currency);
@@ -188,7 +215,8 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
         // Nothing was reserved, but a reservation may still arrive (a run forced past the id policy,
         // an abandoned attempt): the voids leave tombstones under both hold keys, so it is FENCED.
         state.cancellable = false;
-        await wf.CancellationScope.nonCancellable(() => compensator.unwind([voidDebit, voidCredit], failure.type));
+        const end = await wf.CancellationScope.nonCancellable(() => compensator.unwind([voidDebit, voidCredit], failure.type));
+        if (end === 'rolled-forward') return finish('COMPLETED', undefined, base);
       }
       return finish(compensator.resolution ? 'RESOLVED' : 'CANCELLED', failure, base);
     }
@@ -226,7 +254,8 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
   state.cancellable = false;
   setStatus('COMPENSATING');
   const cause = failure.type;
-  await wf.CancellationScope.nonCancellable(() => compensator.unwind(stack, cause));
+  const end = await wf.CancellationScope.nonCancellable(() => compensator.unwind(stack, cause));
+  if (end === 'rolled-forward') return finish('COMPLETED', undefined, base);
   return finish(compensatedOutcome(failure, state.holds, compensations, compensator.resolution !== undefined), failure, base);
 
   async function finish(status: TransferOutcome, why: StepFailure | undefined, fields: Omit<TransferResult, 'status' | 'holds' | 'postings' | 'compensations' | 'steps'>): Promise<TransferResult> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TransferActivities } from '../../activities/index.js';
 import type { TransferState } from '../../src/domain/transfer.js';
 import { cancelUpdate, statusQuery } from '../../workflows/definitions.js';
 import { fenced, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
@@ -82,5 +83,98 @@ describe('cancel while a reservation is in flight', () => {
     await waitFor(() => fenced(t.ledger, to, 'cancel-wf', 'credit'));
     await expectBalances(t.ledger, { [from]: { posted: '1000' }, [to]: { posted: '0' } });
     await expectLedgerClean(t.ledger);
+  });
+});
+
+/**
+ * With the ledger steps as local activities one workflow task can run the whole transfer. If that
+ * task is lost (its worker killed before it completed), the next worker replays a history that shows
+ * nothing done and accepts a cancel. The unwind then finds the credit posted by the transfer's own
+ * post-credit: the money has moved, so the transfer completes instead of undoing half of it.
+ */
+describe('a cancel that arrives after a lost task already finished the transfer', () => {
+  it('during the reservation: the unwind finds both sides posted by the transfer and ends COMPLETED', async () => {
+    const from = await openFunded(t.ledger, 0, 'c-lost-from', '1000');
+    const to = await openFunded(t.ledger, 1, 'c-lost-to', '0');
+    const latch = new Latch();
+    let lost = false;
+    // The "lost task": all four steps reach the ledger with the transfer's own keys, then its first
+    // reservation hangs as if its worker had died, and the history never learns of any of them.
+    const lostTask = (acts: TransferActivities): TransferActivities => ({
+      ...acts,
+      reserveDebit: async (input) => {
+        if (!lost) {
+          lost = true;
+          await acts.reserveDebit(input);
+          await acts.reserveCredit({ ...input, account: input.counterparty, counterparty: input.account });
+          await acts.postDebit({ transferId: input.transferId, account: input.account, holdKey: `${input.transferId}:reserve-debit` });
+          await acts.postCredit({ transferId: input.transferId, account: input.counterparty, holdKey: `${input.transferId}:reserve-credit` });
+          await latch.wait();
+        }
+        return acts.reserveDebit(input);
+      },
+    });
+    const result = await withTransferWorker(env, t.ledger, { wrap: lostTask }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: 'cancel-lost', from, to, amount: '600', currency: 'USD' }, HELD_STEP);
+      await latch.reached;
+      await expectBalances(t.ledger, { [from]: { posted: '400' }, [to]: { posted: '600' } });
+      expect(await handle.query(statusQuery)).toMatchObject({ status: 'RUNNING', step: 'reserve-debit', cancellable: true });
+      const answer = await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'too late' }] });
+      latch.open();
+      expect(await outcomeOf(handle)).toMatchObject({ status: 'COMPLETED' });
+      return answer;
+    });
+    // The cancel's answer is how the transfer ended: it completed, nothing was compensated.
+    expect(result).toMatchObject({ status: 'COMPLETED', compensations: [], sides: { debit: 'posted', credit: 'posted' } });
+    expect(result.reason).toBeUndefined();
+    expect(result.steps.map((s) => [s.step, s.outcome])).toEqual([
+      ['reserve-debit', 'cancelled'],
+      ['void-credit', 'refused'],
+      ['post-debit', 'ok'],
+      ['post-credit', 'ok'],
+    ]);
+    expect(result.steps.filter((s) => s.step.startsWith('post-')).every((s) => s.replayed)).toBe(true);
+    expect(result.postings.filter((p) => !p.account.startsWith('sys:')).map((p) => [p.step, p.account, p.amount])).toEqual([['post-debit', from, '-600'], ['post-credit', to, '600']]);
+    await expectBalances(t.ledger, { [from]: { posted: '400' }, [to]: { posted: '600' } }); // once, not twice, not undone
+    await expectLedgerClean(t.ledger);
+  });
+
+  it('while awaiting approval: a cancel after the transfer was carried out elsewhere ends COMPLETED', async () => {
+    const from = await openFunded(t.ledger, 0, 'c-lostap-from', '1000');
+    const to = await openFunded(t.ledger, 1, 'c-lostap-to', '0');
+    const id = 'cancel-lost-approval';
+    const result = await withTransferWorker(env, t.ledger, { approvalThreshold: '500' }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id, from, to, amount: '800', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
+      // An approval delivered to a task that was then lost: its steps reached the ledger, the history
+      // kept waiting for approval.
+      await t.ledger.reserve({ key: `${id}:reserve-debit`, transferId: id, accountId: from, side: 'debit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: to });
+      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: from });
+      await t.ledger.post({ key: `${id}:post-debit`, holdKey: `${id}:reserve-debit`, accountId: from, transferId: id });
+      await t.ledger.post({ key: `${id}:post-credit`, holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      return handle.executeUpdate(cancelUpdate, { args: [{}] });
+    });
+    expect(result).toMatchObject({ status: 'COMPLETED', compensations: [], sides: { debit: 'posted', credit: 'posted' } });
+    await expectBalances(t.ledger, { [from]: { posted: '200' }, [to]: { posted: '800' } });
+    await expectLedgerClean(t.ledger);
+  });
+
+  it('a credit posted outside the saga is not taken for the transfer\'s own: the unwind still stops for an operator', async () => {
+    const from = await openFunded(t.ledger, 0, 'c-oob-from', '1000');
+    const to = await openFunded(t.ledger, 1, 'c-oob-to', '0');
+    const id = 'cancel-oob';
+    await withTransferWorker(env, t.ledger, { approvalThreshold: '500' }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id, from, to, amount: '800', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
+      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: from });
+      await t.ledger.post({ key: 'ops:posted-by-hand', holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      const cancel = handle.executeUpdate(cancelUpdate, { args: [{}] }).catch(() => undefined); // answers only once it ends
+      await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
+      const state: TransferState = await handle.query(statusQuery);
+      expect(state).toMatchObject({ attention: { step: 'void-credit', code: 'HOLD_POSTED', message: expect.stringContaining('already posted') } });
+      await expectBalances(t.ledger, { [from]: { posted: '1000' } }); // not rolled forward: nothing debited
+      await handle.terminate('test done');
+      await cancel;
+    });
   });
 });

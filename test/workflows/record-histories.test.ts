@@ -109,4 +109,23 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
     });
     for (const name of ['attention', 'expired', 'approval-refused', 'approval-cancelled']) await save(name, id(name));
   });
+
+  // A cancel accepted after a lost task had finished the transfer: the unwind completes it instead.
+  it('records the roll forward: a cancel during approval after the steps reached the ledger', async () => {
+    const suffix = Date.now().toString(36);
+    const id = `rolled-forward-${suffix}`;
+    const from = await openFunded(t.ledger, 0, 'rec3-from', '1000000');
+    const to = await openFunded(t.ledger, 1, 'rec3-to', '0');
+    await withTransferWorker(env, t.ledger, { approvalThreshold: '5000' }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id, from, to, amount: '6000', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
+      await t.ledger.reserve({ key: `${id}:reserve-debit`, transferId: id, accountId: from, side: 'debit', amount: '6000', currency: 'USD', ttlMs: 60_000, counterparty: to });
+      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '6000', currency: 'USD', ttlMs: 60_000, counterparty: from });
+      await t.ledger.post({ key: `${id}:post-debit`, holdKey: `${id}:reserve-debit`, accountId: from, transferId: id });
+      await t.ledger.post({ key: `${id}:post-credit`, holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      expect((await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'recorded late cancel' }] })).status).toBe('COMPLETED');
+    });
+    const history = await env.client.workflow.getHandle(id).fetchHistory();
+    await writeFile(new URL(`${prefix}rolled-forward.json`, dir), `${historyToJSON(history)}\n`);
+  });
 });
