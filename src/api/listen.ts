@@ -19,7 +19,12 @@ export async function listenApi(o: { client: Client; taskQueue: string; ledger: 
   const keys = apiKeysFromEnv();
   assertBindable(o.host, keys);
   const app = await createApiServer({ client: o.client, taskQueue: o.taskQueue, ledger: o.ledger, apiKeys: keys, ...(o.log ? { log: o.log } : {}) });
-  await app.listen({ host: o.host, port: o.port });
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (error) {
+    await app.close(); // the port was taken (EADDRINUSE): the caller may try another
+    throw error;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const shownHost = o.host.includes(':') ? `[${o.host}]` : o.host;

@@ -17,6 +17,23 @@ export async function freePort(preferred: number, avoid: readonly number[] = [],
   throw new Error(`no free port in ${preferred}-${preferred + attempts - 1} on 127.0.0.1`);
 }
 
+/**
+ * Runs `bind` on the first free port from `preferred` on. Another process can take that port between
+ * the check and the bind (two stacks starting at once): on EADDRINUSE the next free port is tried.
+ */
+export async function bindFreePort<T>(preferred: number, avoid: readonly number[], bind: (port: number) => Promise<T>, attempts = 10): Promise<T> {
+  let from = preferred;
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort(from, avoid);
+    try {
+      return await bind(port);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= attempts) throw error;
+      from = port + 1;
+    }
+  }
+}
+
 /** Any free port chosen by the kernel. */
 export async function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -79,7 +79,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const profile = opts.profile;
       // A second `up` on the same data directory stops here, before anything heavy is loaded or started.
       await refuseWhileRunning('start another stack on it');
-      const [{ createLogger }, { freePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
+      const [{ createLogger }, { freePort, bindFreePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
@@ -142,8 +142,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         // The HTTP API for other services, on loopback like everything else (TRANSFER_API_KEYS: bearer keys).
         if (Number(opts.apiPort) !== 0) {
           const { listenApi } = await import('../../api/listen.js');
-          const apiPort = await freePort(Number(opts.apiPort), [stack.postgres?.port ?? 0, Number(opts.port), Number(opts.uiPort)]);
-          api = await listenApi({ client: stack.client, taskQueue, ledger, host: '127.0.0.1', port: apiPort, log: logger });
+          api = await bindFreePort(Number(opts.apiPort), [stack.postgres?.port ?? 0, Number(opts.port), Number(opts.uiPort)], (port) =>
+            listenApi({ client: stack.client, taskQueue, ledger, host: '127.0.0.1', port, log: logger }));
         }
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})${profile === 'server' ? `; profile server: ${stack.temporalDescription ?? 'Temporal server'}` : ''}`);

@@ -1,5 +1,5 @@
 import type { Logger } from '../../observability/logger.js';
-import { freePort } from '../../embedded/ports.js';
+import { bindFreePort } from '../../embedded/ports.js';
 import { fundBalances, startFundAccountReceiver } from '../../receiver/fund-account.js';
 import { formatMoney } from '../../domain/money.js';
 import { registerReceiver, startDispatcherService } from './service.js';
@@ -16,11 +16,13 @@ export async function startMessagingForUp(input: { messagesUrl?: string; fundAcc
   let startReceiver: (() => Promise<Awaited<ReturnType<typeof startFundAccountReceiver>>>) | undefined;
   try {
     if (input.fundAccountUrl) {
-      const port = await freePort(8787);
-      const secrets = await registerReceiver(input.messagesUrl, `http://127.0.0.1:${port}/webhooks`);
       const databaseUrl = input.fundAccountUrl;
-      startReceiver = () => startFundAccountReceiver({ databaseUrl, secrets, port, log: (l) => input.logger.warn({}, l) });
-      receiver = await startReceiver();
+      const messagesUrl = input.messagesUrl;
+      receiver = await bindFreePort(8787, [], async (port) => {
+        const secrets = await registerReceiver(messagesUrl, `http://127.0.0.1:${port}/webhooks`);
+        startReceiver = () => startFundAccountReceiver({ databaseUrl, secrets, port, log: (l) => input.logger.warn({}, l) });
+        return startReceiver();
+      });
       input.say(`webhook dispatcher running; fund-account receiver on ${receiver.url}`);
     } else {
       input.say('webhook dispatcher running');
