@@ -43,6 +43,8 @@ export class LogRelay {
   private upTo: string | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** A message is being handled, or a flush is marking and acknowledging. */
+  private busy = 0;
 
   constructor(private readonly options: LogRelayOptions) {}
 
@@ -87,16 +89,33 @@ export class LogRelay {
     let failed = false;
     service.on('data', async (lsn: string, message: Pgoutput.Message) => {
       if (failed) return;
+      this.busy++;
       try {
         await this.onMessage(service, lsn, message);
       } catch (error) {
         failed = true;
         this.retry(service, error as Error);
+      } finally {
+        this.busy--;
       }
     });
     // The server asks for feedback now and then; answer with what is handled, not what was received.
-    service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
-      if (shouldRespond && this.confirmed) await service.acknowledge(this.confirmed).catch(() => undefined);
+    // With nothing in hand (no transaction being read, nothing handed over and unmarked) everything
+    // the server sent before this keepalive is handled, so its position is acknowledged: otherwise an
+    // idle publication would pin the WAL of every other database of the cluster in the slot forever.
+    // A transaction still open on the server commits past this position and is still delivered.
+    service.on('heartbeat', async (lsn: string, _ts: number, shouldRespond: boolean) => {
+      if (this.service !== service) return;
+      const idle = this.busy === 0 && this.inTransaction.length === 0 && this.unmarked.length === 0 && this.flushTimer === undefined;
+      // A keepalive carries the end of what was sent (the next byte); acknowledge() reports its
+      // argument + 1 (right for a message's own position), so it gets the last byte sent: a commit
+      // record starting exactly at that end must not count as confirmed.
+      const last = lsn ? lsnText(lsnValue(lsn) - 1n) : undefined;
+      if (idle && last && (this.confirmed === undefined || lsnValue(last) > lsnValue(this.confirmed))) {
+        await service.acknowledge(last).then(() => (this.confirmed = last), () => undefined);
+      } else if (shouldRespond && this.confirmed) {
+        await service.acknowledge(this.confirmed).catch(() => undefined);
+      }
     });
     service.on('error', (error: Error) => this.retry(service, error));
     service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: [REQUESTS_PUBLICATION] }), this.slot)
@@ -137,7 +156,9 @@ export class LogRelay {
 
   /** Marks what was handed over, then (only then) acknowledges up to its last commit. */
   private flush(service: LogicalReplicationService): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
+    this.busy++;
+    // A failed flush (its service is finished, see retry) must not stop the next one from running.
+    this.flushing = this.flushing.catch(() => undefined).then(async () => {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
       const batch = this.unmarked;
@@ -147,8 +168,8 @@ export class LogRelay {
       await markStarted(this.options.pool, batch.filter((b) => b.result.kind === 'started').map((b) => b.row.id));
       for (const b of batch) if (b.result.kind !== 'started') await markHandled(this.options.pool, b.row, b.result);
       await service.acknowledge(upTo);
-      this.confirmed = upTo;
-    });
+      if (this.confirmed === undefined || lsnValue(upTo) > lsnValue(this.confirmed)) this.confirmed = upTo;
+    }).finally(() => this.busy--);
     return this.flushing;
   }
 
@@ -162,6 +183,16 @@ export class LogRelay {
     }
     throw new Error('relay stopped before the request was handed over'); // not acknowledged: re-delivered
   }
+}
+
+/** A WAL position "X/Y" (two hex halves) as one number, for comparing. */
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
+}
+
+export function lsnText(value: bigint): string {
+  return `${(value >> 32n).toString(16).toUpperCase()}/${(value & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 /** How much WAL the slot holds back (bytes) and whether a consumer is attached: for status and metrics. */
