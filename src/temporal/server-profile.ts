@@ -63,6 +63,11 @@ export interface TemporalServerOptions {
   uiLogFile?: string;
   /** Ports the caller already holds (never chosen). */
   avoidPorts?: number[];
+  /**
+   * `host:port` for the server's Prometheus endpoint (`global.metrics.prometheus`, path `/metrics`);
+   * undefined exposes none (the profile's default; the benchmark reads the server's counters).
+   */
+  metricsAddress?: string;
   progress?: Progress;
   startTimeoutMs?: number;
 }
@@ -145,7 +150,7 @@ async function lowPorts(count: number, avoid: number[]): Promise<number[]> {
   return chosen;
 }
 
-export function serverConfig(o: { postgres: PostgresEndpoint; historyShards: number; ports: Record<'frontend' | 'frontendMembership' | 'frontendHttp' | 'history' | 'historyMembership' | 'matching' | 'matchingMembership' | 'worker' | 'workerMembership', number>; dynamicConfigFile: string }): Record<string, unknown> {
+export function serverConfig(o: { postgres: PostgresEndpoint; historyShards: number; ports: Record<'frontend' | 'frontendMembership' | 'frontendHttp' | 'history' | 'historyMembership' | 'matching' | 'matchingMembership' | 'worker' | 'workerMembership', number>; dynamicConfigFile: string; metricsAddress?: string }): Record<string, unknown> {
   const ip = '127.0.0.1';
   const sql = (databaseName: string, conns: number) => ({
     sql: {
@@ -162,7 +167,10 @@ export function serverConfig(o: { postgres: PostgresEndpoint; historyShards: num
       numHistoryShards: o.historyShards,
       datastores: { 'postgres-default': sql(TEMPORAL_DATABASE, 20), 'postgres-visibility': sql(TEMPORAL_VISIBILITY_DATABASE, 10) },
     },
-    global: { membership: { maxJoinDuration: '30s', broadcastAddress: ip } },
+    global: {
+      membership: { maxJoinDuration: '30s', broadcastAddress: ip },
+      ...(o.metricsAddress ? { metrics: { prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: o.metricsAddress } } } : {}),
+    },
     services: {
       frontend: service(o.ports.frontend, o.ports.frontendMembership, o.ports.frontendHttp),
       history: service(o.ports.history, o.ports.historyMembership),
@@ -233,7 +241,7 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Run
   const dynamicConfigFile = join(o.dir, 'config', 'dynamicconfig.yaml');
   await writeFile(dynamicConfigFile, dynamicConfigYaml());
   // The config holds the PostgreSQL password: owner-only.
-  await writeFile(join(o.dir, 'config', 'development.yaml'), stringify(serverConfig({ postgres: o.postgres, historyShards, ports, dynamicConfigFile })), { mode: 0o600 });
+  await writeFile(join(o.dir, 'config', 'development.yaml'), stringify(serverConfig({ postgres: o.postgres, historyShards, ports, dynamicConfigFile, ...(o.metricsAddress ? { metricsAddress: o.metricsAddress } : {}) })), { mode: 0o600 });
 
   const address = `127.0.0.1:${frontend}`;
   const server = spawnLogged(o.binaries.server, ['--root', o.dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], o.logFile);
