@@ -15,7 +15,7 @@ import { bearerChecker } from './auth.js';
 import { buildOpenApi, type RouteDoc } from './openapi.js';
 import { ApiProblem, PROBLEM_CODES, toProblem } from './problems.js';
 import * as S from './schemas.js';
-import type { Account, Movement, Transfer, TransferCreate } from './types.js';
+import type { Account, Movement, Transfer, TransferCreate, TransferDetail } from './types.js';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024;
 export const MAX_WAIT_MS = 60_000;
@@ -129,11 +129,15 @@ export async function createApiServer(o: ApiServerOptions): Promise<FastifyInsta
     }
   }
 
-  async function transferView(id: string): Promise<Transfer> {
-    return apiTransfer(await describeTransfer(client, id, readLedger).catch((error: Error) => {
+  async function describe(id: string): Promise<TransferView> {
+    return describeTransfer(client, id, readLedger).catch((error: Error) => {
       if (isNotFound(error)) throw new ApiProblem(404, PROBLEM_CODES.NOT_FOUND, `transfer ${id} not found`);
       throw error;
-    }));
+    });
+  }
+
+  async function transferView(id: string): Promise<Transfer> {
+    return apiTransfer(await describe(id));
   }
 
   /** Signals and updates only make sense for a running transfer: unknown id → 404, ended → 409. */
@@ -228,10 +232,18 @@ export async function createApiServer(o: ApiServerOptions): Promise<FastifyInsta
     },
     {
       method: 'GET', url: '/v1/transfers/:transferId', operationId: 'getTransfer', tags: ['transfers'],
-      summary: 'A transfer: status, step, outcome',
-      schema: { params: transferParams(), response: { 200: S.Transfer } },
+      summary: 'A transfer: status, step, outcome (with detail=full, also what `transfer status` reads: result, state, ledger)',
+      schema: {
+        params: transferParams(),
+        querystring: { type: 'object', additionalProperties: false, properties: { detail: { type: 'string', enum: ['full'], description: 'full: add result, state and ledger as `transfer status --json` shows them.' } } },
+        response: { 200: S.TransferDetail },
+      },
       errors: [400, 401, 404, 503],
-      handler: async (req) => transferView(req.params['transferId']!),
+      handler: async (req) => {
+        const view = await describe(req.params['transferId']!);
+        if (req.query['detail'] !== 'full') return apiTransfer(view);
+        return clean<TransferDetail>({ ...apiTransfer(view), result: view.result, state: view.state, ledger: view.ledger });
+      },
     },
     {
       method: 'POST', url: '/v1/transfers/:transferId/cancel', operationId: 'cancelTransfer', tags: ['transfers'],
