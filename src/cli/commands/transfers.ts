@@ -186,24 +186,22 @@ export function registerTransferCommands(program: Command, globals: () => Global
           throw error;
         });
       });
-      {
-        const json = {
-          ...transferJson(view),
-          ...(view.runStatus ? { runStatus: view.runStatus } : {}),
-          ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts, ...(view.state.attention ? { attention: view.state.attention } : {}) } : {}),
-          ...(view.result ? { holds: view.result.holds, steps: view.result.steps, ...(view.result.sides ? { sides: view.result.sides } : {}), ...(view.result.resolution ? { resolution: view.result.resolution } : {}) } : {}),
-          ...(view.ledger ? { ledger: view.ledger } : {}),
-          ...(view.status === 'AWAITING_APPROVAL' ? { next: approvalCommands(id) } : {}),
-        };
-        emit(globals(), json, () => [
-          view.result ? resultLines(view) : transferLine(transferJson(view)),
-          ...(view.state ? [`  step: ${view.state.step}`] : []),
-          ...(view.message && !view.result ? [`  ${view.message}`] : []),
-          ...(view.status === 'AWAITING_APPROVAL' ? [`  ${approvalHint(id)}`] : []),
-          ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
-        ].join('\n'));
-        exitFor(view.status);
-      }
+      const json = {
+        ...transferJson(view),
+        ...(view.runStatus ? { runStatus: view.runStatus } : {}),
+        ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts, ...(view.state.attention ? { attention: view.state.attention } : {}) } : {}),
+        ...(view.result ? { holds: view.result.holds, steps: view.result.steps, ...(view.result.sides ? { sides: view.result.sides } : {}), ...(view.result.resolution ? { resolution: view.result.resolution } : {}) } : {}),
+        ...(view.ledger ? { ledger: view.ledger } : {}),
+        ...(view.status === 'AWAITING_APPROVAL' ? { next: approvalCommands(id) } : {}),
+      };
+      emit(globals(), json, () => [
+        view.result ? resultLines(view) : transferLine(transferJson(view)),
+        ...(view.state ? [`  step: ${view.state.step}`] : []),
+        ...(view.message && !view.result ? [`  ${view.message}`] : []),
+        ...(view.status === 'AWAITING_APPROVAL' ? [`  ${approvalHint(id)}`] : []),
+        ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
+      ].join('\n'));
+      exitFor(view.status);
     });
 
   program
