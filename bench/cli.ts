@@ -5,8 +5,10 @@
  *
  * `account show` and `status` need a running stack: the bench starts `transfer up` in a data
  * directory of its own (ephemeral ports, deleted at the end), opens two accounts and completes one
- * transfer, then times the commands against it. A `node -e 0` row gives the floor: the start of a
- * bare Node process on this machine, which no CLI can beat.
+ * transfer, then times the commands against it: `status` as a second terminal runs it (answered by
+ * the stack's HTTP API) and with TEMPORAL_ADDRESS set (the Temporal client, loaded and asked). A
+ * `node -e 0` row gives the floor: the start of a bare Node process on this machine, which no CLI
+ * can beat.
  *
  *   npm run bench:cli                  # 15 runs of each command and mode
  *   BENCH_CLI_RUNS=40 npm run bench:cli
@@ -61,7 +63,8 @@ function cli(env: NodeJS.ProcessEnv, ...args: string[]): string {
 /** `transfer up` in its own data directory; resolves once it printed its ready block. */
 async function startStack(dataDir: string): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
   const env = { ...process.env, TRANSFER_DATA_DIR: dataDir, TEMPORAL_OFFLINE: process.env.TEMPORAL_OFFLINE ?? '1' };
-  const args = ['up', '--port', `${await ephemeralPort()}`, '--ui-port', `${await ephemeralPort()}`, '--metrics-port', '0', '--api-port', '0'];
+  // With its HTTP API, as `up` runs by default: `status` asks it (stack.json says where).
+  const args = ['up', '--port', `${await ephemeralPort()}`, '--ui-port', `${await ephemeralPort()}`, '--metrics-port', '0', '--api-port', `${await ephemeralPort()}`];
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -115,6 +118,10 @@ async function main(): Promise<void> {
       cli(env, 'send', '--from', 'bench-cli-a', '--to', 'bench-cli-b', '--amount', '1.00', '--currency', 'USD', '--id', 'bench-cli-1', '--wait');
       rows.push({ command: 'account show', args: ['account', 'show', 'bench-cli-a'], env });
       rows.push({ command: 'status', args: ['status', 'bench-cli-1'], env });
+      // The same command told where Temporal is: it loads the Temporal client and asks it (the fallback).
+      const address = /TEMPORAL_ADDRESS='?([^'\s]+)/.exec(cli(env, 'env'))?.[1];
+      if (!address) throw new Error('transfer env printed no TEMPORAL_ADDRESS');
+      rows.push({ command: 'status (TEMPORAL_ADDRESS set)', args: ['status', 'bench-cli-1'], env: { ...env, TEMPORAL_ADDRESS: address } });
     }
 
     console.error(`timing ${RUNS} runs of each command (after one unmeasured run)…`);

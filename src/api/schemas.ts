@@ -83,6 +83,21 @@ export const Transfer: JsonSchema = {
   },
 };
 
+/**
+ * GET /v1/transfers/{id}?detail=full: the Transfer plus what `transfer status` reads, as it reads it
+ * (the CLI's status asks the stack's API this way). Their inner shape is the workflow's own
+ * (src/domain/transfer.ts, src/repair.ts) and may gain members: described, not closed.
+ */
+export const TransferDetail: JsonSchema = {
+  ...Transfer,
+  properties: {
+    ...(Transfer['properties'] as Record<string, JsonSchema>),
+    result: { type: 'object', description: 'Once the run ended with an outcome: the workflow\'s TransferResult (holds, steps, sides, resolution, …).' },
+    state: { type: 'object', description: 'While the run is open and a worker answers: the workflow\'s status query (step, holds, attempts, attention, …).' },
+    ledger: { type: 'object', description: 'For a run closed without an outcome (terminated, timed out): what the ledger holds for the transfer.' },
+  },
+};
+
 export const TransferList: JsonSchema = {
   type: 'object',
   additionalProperties: false,
@@ -198,5 +213,5 @@ export const Cursor: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,4
 
 /** Named schemas: components in the OpenAPI document. */
 export const COMPONENTS: Record<string, JsonSchema> = {
-  TransferCreate, Transfer, TransferList, CancelRequest, ApproveRequest, Approval, AccountOpen, Account, MovementRequest, Movement, Problem,
+  TransferCreate, Transfer, TransferDetail, TransferList, CancelRequest, ApproveRequest, Approval, AccountOpen, Account, MovementRequest, Movement, Problem,
 };

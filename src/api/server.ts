@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Client } from '@temporalio/client';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { Ajv, type ErrorObject } from 'ajv';
@@ -15,10 +16,11 @@ import { bearerChecker } from './auth.js';
 import { buildOpenApi, type RouteDoc } from './openapi.js';
 import { ApiProblem, PROBLEM_CODES, toProblem } from './problems.js';
 import * as S from './schemas.js';
-import type { Account, Movement, Transfer, TransferCreate } from './types.js';
+import type { Account, Movement, Transfer, TransferCreate, TransferDetail } from './types.js';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024;
 export const MAX_WAIT_MS = 60_000;
+export const DEFAULT_CLAIM_LEASE_MS = 30_000;
 
 export interface ApiServerOptions {
   client: Client;
@@ -27,6 +29,11 @@ export interface ApiServerOptions {
   /** Bearer keys; empty: no authentication (then only loopback may be bound: see assertBindable). */
   apiKeys?: readonly string[];
   bodyLimit?: number;
+  /**
+   * How long an Idempotency-Key claim lasts without renewal (renewed every third of it while the
+   * request runs): the longest a key stays blocked after its process died. Default 30 s.
+   */
+  claimLeaseMs?: number;
   /** Where unexpected errors are reported (pino-like); default: nowhere. */
   log?: { error(fields: object, message: string): void };
 }
@@ -56,7 +63,8 @@ export async function createApiServer(o: ApiServerOptions): Promise<FastifyInsta
   const { client, taskQueue, ledger } = o;
   const keys = o.apiKeys ?? [];
   const authorized = bearerChecker(keys);
-  const inFlight = new Set<string>();
+  const leaseMs = o.claimLeaseMs ?? DEFAULT_CLAIM_LEASE_MS;
+  const instance = `${hostname()}/${process.pid}/${randomUUID()}`;
   const readLedger = (id: string) => ledger.transferRecords(id);
 
   const requestAjv = new Ajv({ allErrors: true, verbose: true, coerceTypes: false, useDefaults: false, removeAdditional: false, strict: true });
@@ -116,24 +124,37 @@ export async function createApiServer(o: ApiServerOptions): Promise<FastifyInsta
     if (req.method === 'POST' && req.body === undefined && /\/(cancel|approve)$/.test(req.routeOptions.url ?? '')) req.body = {};
   });
 
-  /** One request per key at a time in this process; the key's namespace is part of the name. */
+  /**
+   * One request per key at a time across every API process of this ledger: the key (with its
+   * namespace) is claimed in shard 0's api_key_claims for the whole request, renewed while it runs
+   * and released once answered. A claim whose process died expires after the lease.
+   */
   async function exclusive<T>(slot: string, key: string, fn: () => Promise<T>): Promise<T> {
-    if (inFlight.has(slot)) {
+    const owner = `${instance}/${randomUUID()}`;
+    if (!(await ledger.claimKey(slot, owner, leaseMs))) {
       throw new ApiProblem(409, PROBLEM_CODES.IDEMPOTENCY_KEY_IN_FLIGHT, `the first request with Idempotency-Key ${key} is still in flight; retry once it has been answered`, ['Idempotency-Key']);
     }
-    inFlight.add(slot);
+    const renew = setInterval(() => {
+      ledger.renewKeyClaim(slot, owner, leaseMs).catch((error: unknown) => o.log?.error({ err: error, slot }, 'could not renew an Idempotency-Key claim'));
+    }, leaseMs / 3);
+    renew.unref();
     try {
       return await fn();
     } finally {
-      inFlight.delete(slot);
+      clearInterval(renew);
+      await ledger.releaseKeyClaim(slot, owner).catch((error: unknown) => o.log?.error({ err: error, slot }, 'could not release an Idempotency-Key claim (it expires)'));
     }
   }
 
-  async function transferView(id: string): Promise<Transfer> {
-    return apiTransfer(await describeTransfer(client, id, readLedger).catch((error: Error) => {
+  async function describe(id: string): Promise<TransferView> {
+    return describeTransfer(client, id, readLedger).catch((error: Error) => {
       if (isNotFound(error)) throw new ApiProblem(404, PROBLEM_CODES.NOT_FOUND, `transfer ${id} not found`);
       throw error;
-    }));
+    });
+  }
+
+  async function transferView(id: string): Promise<Transfer> {
+    return apiTransfer(await describe(id));
   }
 
   /** Signals and updates only make sense for a running transfer: unknown id → 404, ended → 409. */
@@ -228,10 +249,18 @@ export async function createApiServer(o: ApiServerOptions): Promise<FastifyInsta
     },
     {
       method: 'GET', url: '/v1/transfers/:transferId', operationId: 'getTransfer', tags: ['transfers'],
-      summary: 'A transfer: status, step, outcome',
-      schema: { params: transferParams(), response: { 200: S.Transfer } },
+      summary: 'A transfer: status, step, outcome (with detail=full, also what `transfer status` reads: result, state, ledger)',
+      schema: {
+        params: transferParams(),
+        querystring: { type: 'object', additionalProperties: false, properties: { detail: { type: 'string', enum: ['full'], description: 'full: add result, state and ledger as `transfer status --json` shows them.' } } },
+        response: { 200: S.TransferDetail },
+      },
       errors: [400, 401, 404, 503],
-      handler: async (req) => transferView(req.params['transferId']!),
+      handler: async (req) => {
+        const view = await describe(req.params['transferId']!);
+        if (req.query['detail'] !== 'full') return apiTransfer(view);
+        return clean<TransferDetail>({ ...apiTransfer(view), result: view.result, state: view.state, ledger: view.ledger });
+      },
     },
     {
       method: 'POST', url: '/v1/transfers/:transferId/cancel', operationId: 'cancelTransfer', tags: ['transfers'],
@@ -296,7 +325,9 @@ export async function createApiServer(o: ApiServerOptions): Promise<FastifyInsta
         const key = req.headers['idempotency-key']!;
         const body = req.body as { amount: string; currency: string };
         return exclusive(`movement:${key}`, key, async () => {
-          // The ledger's barrier is per shard: a key first used on another shard's account is caught here.
+          // The ledger's barrier is per shard: a key first used on another shard's account is caught
+          // here. The claim makes this look-up and the movement one step for the key: a request with
+          // it on another account (another shard) waits its turn, then finds this one's record.
           const earlier = await ledger.movementRecords(key);
           const requested = { kind, account: accountId, amount: body.amount, currency: body.currency };
           const differ = (r: (typeof earlier)[number]) => [

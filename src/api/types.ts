@@ -32,6 +32,13 @@ export interface Transfer {
   closedAt?: string;
 }
 
+/** GET /v1/transfers/{id}?detail=full (what `transfer status` reads; the inner shapes are the workflow's). */
+export interface TransferDetail extends Transfer {
+  result?: Record<string, unknown>;
+  state?: Record<string, unknown>;
+  ledger?: Record<string, unknown>;
+}
+
 export interface TransferList {
   items: Transfer[];
   nextCursor?: string;

@@ -40,6 +40,24 @@ export async function withLedger<T>(fn: (ledger: Ledger) => Promise<T>): Promise
   }
 }
 
+/**
+ * The running embedded stack's HTTP API, when nothing in the environment points the CLI elsewhere
+ * (no TEMPORAL_ADDRESS, no LEDGER_SHARD_URLS / DATABASE_URL): then it serves the same Temporal and
+ * ledger the CLI would use. With TRANSFER_API_KEYS (or _FILE) set, the first key is presented.
+ */
+export async function stackApi(): Promise<{ url: string; headers: Record<string, string> } | undefined> {
+  if (process.env.TEMPORAL_ADDRESS || ledgerConfig()) return undefined;
+  const stack = await stackInfo();
+  if (!stack?.apiUrl) return undefined;
+  let key: string | undefined;
+  try {
+    key = (await import('../api/auth.js')).apiKeysFromEnv()[0];
+  } catch {
+    key = undefined; // unusable keys: ask without one (a 401 falls back to Temporal)
+  }
+  return { url: stack.apiUrl, headers: { accept: 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) } };
+}
+
 export async function temporalTarget(): Promise<TemporalConfig> {
   if (process.env.TEMPORAL_ADDRESS) return temporalConfig();
   const stack = await stackInfo();

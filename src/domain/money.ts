@@ -84,9 +84,22 @@ export function formatDecimal(amount: bigint, currency: string): string {
   return `${negative ? '-' : ''}${whole}${fraction}`;
 }
 
-/** "12.34 USD" — the form used in summaries and human output. */
+/**
+ * "1,234.56 USD" — the form used in summaries and human output: the whole part grouped by thousands
+ * with commas (whatever the locale, so text reads the same everywhere and in tests). For people only:
+ * JSON, API fields, stored data and anything parsed back use digit strings of minor units (or
+ * {@link formatDecimal}, which never groups).
+ */
 export function formatMoney(amount: bigint, currency: string): string {
-  return `${formatDecimal(amount, currency)} ${currency}`;
+  return `${groupThousands(formatDecimal(amount, currency))} ${currency}`;
+}
+
+/** "-1234567.89" → "-1,234,567.89": commas every three digits of the whole part; sign and fraction kept. */
+export function groupThousands(decimal: string): string {
+  const match = /^(-?)([0-9]+)(\.[0-9]+)?$/.exec(decimal);
+  if (!match) return decimal;
+  const [, sign = '', whole = '', fraction = ''] = match;
+  return `${sign}${whole.replace(/\B(?=(?:[0-9]{3})+$)/g, ',')}${fraction}`;
 }
 
 function invalid(message: string): RefusalError {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dataDir } from './paths.js';
 
@@ -24,6 +24,8 @@ export interface StackInfo {
   fundAccountUrl?: string;
   /** The example wallet service's database, where `up` relays transfer requests from. */
   producerUrl?: string;
+  /** The HTTP API `up` serves (absent with `--api-port 0`): `transfer status` asks it instead of loading the Temporal SDK. */
+  apiUrl?: string;
 }
 
 export function stackDir(): string {
@@ -43,4 +45,10 @@ export async function readStackInfo(): Promise<StackInfo | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Adds the HTTP API's address to the running stack's stack.json (written before the API listened). */
+export async function recordApiUrl(apiUrl: string): Promise<void> {
+  const info = JSON.parse(await readFile(stackFile(), 'utf8')) as StackInfo;
+  await writeFile(stackFile(), JSON.stringify({ ...info, apiUrl }, null, 2), { mode: 0o600 });
 }

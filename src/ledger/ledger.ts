@@ -401,6 +401,33 @@ export class Ledger {
     return perShard.flat();
   }
 
+  /**
+   * Claims `slot` (an API Idempotency-Key with its namespace) for `owner` until now + leaseMs, in
+   * shard 0's api_key_claims: shared by every process on this ledger. False while another owner's
+   * claim has not expired; an expired claim (its process died) is taken over.
+   */
+  async claimKey(slot: string, owner: string, leaseMs: number): Promise<boolean> {
+    await this.topology();
+    const { rowCount } = await classified(this.shards[0]!.pool.query(
+      `INSERT INTO api_key_claims (slot, owner, expires_at) VALUES ($1::text, $2::text, now() + $3::int * interval '1 millisecond')
+       ON CONFLICT (slot) DO UPDATE SET owner = excluded.owner, claimed_at = now(), expires_at = excluded.expires_at
+       WHERE api_key_claims.expires_at <= now()`, [slot, owner, Math.ceil(leaseMs)]));
+    return rowCount === 1;
+  }
+
+  /** Extends `owner`'s claim on `slot`; false when it is no longer this owner's (it expired and was taken). */
+  async renewKeyClaim(slot: string, owner: string, leaseMs: number): Promise<boolean> {
+    const { rowCount } = await classified(this.shards[0]!.pool.query(
+      `UPDATE api_key_claims SET expires_at = now() + $3::int * interval '1 millisecond' WHERE slot = $1::text AND owner = $2::text`, [slot, owner, Math.ceil(leaseMs)]));
+    return rowCount === 1;
+  }
+
+  /** Ends `owner`'s claim on `slot`, and clears claims of processes that died more than an hour ago. */
+  async releaseKeyClaim(slot: string, owner: string): Promise<void> {
+    await classified(this.shards[0]!.pool.query(
+      `DELETE FROM api_key_claims WHERE (slot = $1::text AND owner = $2::text) OR expires_at < now() - interval '1 hour'`, [slot, owner]));
+  }
+
   private movement(input: { key: string; accountId: string; amount: unknown; currency: string }) {
     assertKey(input.key);
     assertCurrency(input.currency);

@@ -36,6 +36,19 @@ describe('HTTP API: transfers', () => {
     await expectLedgerClean(h.t.ledger);
   });
 
+  it('GET ?detail=full adds what `transfer status` reads: the run\'s result, the running state', async () => {
+    const id = `${tag}-t1`; // completed by the test above
+    const full = await http(h, 'GET', `/v1/transfers/${id}?detail=full`);
+    expect(full.status).toBe(200);
+    expectSchema('TransferDetail', full.body);
+    expect(full.body).toMatchObject({ id, status: 'COMPLETED', result: { transferId: id, status: 'COMPLETED', sides: { debit: 'posted', credit: 'posted' } } });
+    expect(full.body.result.steps.length).toBeGreaterThan(0);
+    const plain = await http(h, 'GET', `/v1/transfers/${id}`);
+    expect(plain.body.result).toBeUndefined();
+    expect({ ...full.body, result: undefined }).toEqual({ ...plain.body, result: undefined });
+    expectProblem(await http(h, 'GET', `/v1/transfers/${id}?detail=all`), 400, 'INVALID_INPUT');
+  });
+
   it('the same key and body again answer with the same transfer (201, Idempotent-Replayed), nothing paid twice', async () => {
     const id = `${tag}-t2`;
     const body = { from: alice, to: bob, amount: '100', currency: 'USD' };

@@ -39,7 +39,7 @@ beforeAll(async () => {
   ids.carol = accountOnShard(t.ledger, 1, `cli-${tag}-carol`);
   ids.frozen = accountOnShard(t.ledger, 0, `cli-${tag}-frozen`);
   env = { LEDGER_SHARD_URLS: t.urls.join(','), TEMPORAL_ADDRESS: inject('devServerAddress'), TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: uniqueTaskQueue() };
-  // Transfers of 1000.00 USD and more wait for an approval.
+  // Transfers of 1,000.00 USD and more wait for an approval.
   worker = await startCliWorker({ ...env, METRICS_PORT: '0', TEMPORAL_METRICS_PORT: '0', TRANSFER_APPROVAL_THRESHOLD: '100000' });
 });
 
@@ -100,8 +100,8 @@ describe('transfer CLI as a subprocess', () => {
     expect([deposit.r.code, deposit.body.posted, deposit.body.available]).toEqual([0, '1234', '1234']);
     const human = await run('account', 'deposit', ids.alice, '5000');
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/deposited 5000\.00 USD/);
-    expect(human.stdout).toMatch(/posted\s+5012\.34 USD/);
+    expect(human.stdout).toMatch(/deposited 5,000\.00 USD/);
+    expect(human.stdout).toMatch(/posted\s+5,012\.34 USD/);
     const withdraw = await json('account', 'withdraw', ids.alice, '2.34');
     expect([withdraw.r.code, withdraw.body.posted]).toEqual([0, '501000']);
 

@@ -36,6 +36,16 @@ function start(args: string[], env: Record<string, string>) {
   return { child, done, output: () => stdout + stderr };
 }
 
+/** One CLI command to its end. */
+async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
 async function ports(): Promise<{ port: number; ui: number; metrics: number; api: number }> {
   return { port: await ephemeralPort(), ui: await ephemeralPort(), metrics: await ephemeralPort(), api: await ephemeralPort() };
 }
@@ -92,13 +102,31 @@ describe('transfer up (the embedded stack)', () => {
       const base = `http://127.0.0.1:${p.api}`;
       const wallet = (await fetch(`${base}/v1/accounts/demo-wallet`).then((r) => r.json())) as { currency: string };
       expect(wallet.currency).toBe('USD');
+      const sentId = `up-api-${Date.now()}`;
       const sent = await fetch(`${base}/v1/transfers?wait=20s`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': `up-api-${Date.now()}` },
+        headers: { 'content-type': 'application/json', 'idempotency-key': sentId },
         body: JSON.stringify({ from: 'demo-wallet', to: 'demo-savings', amount: '1', currency: 'USD' }),
       });
       expect(sent.status).toBe(201);
       expect(((await sent.json()) as { status: string }).status).toBe('COMPLETED');
+      // `status` from a second terminal asks the stack's HTTP API (stack.json names it) and prints
+      // exactly what it prints when it asks Temporal itself: human and --json, with the exit code,
+      // for a completed transfer, the demo's refused and compensated ones, and an unknown id.
+      const listed = async (status: string) => ((await fetch(`${base}/v1/transfers?status=${status}&limit=1`).then((r) => r.json())) as { items: { id: string }[] }).items[0]?.id;
+      const statusIds = [sentId, await listed('FAILED'), await listed('COMPENSATED'), 'up-no-such-transfer'];
+      expect(statusIds.every(Boolean), JSON.stringify(statusIds)).toBe(true);
+      const viaTemporal = { ...cleanEnv, TEMPORAL_ADDRESS: `127.0.0.1:${p.port}` } as NodeJS.ProcessEnv;
+      for (const id of statusIds as string[]) {
+        for (const json of [[], ['--json']]) {
+          const [fromApi, fromTemporal] = await Promise.all([runCli([...json, '--verbose', 'status', id], cleanEnv as NodeJS.ProcessEnv), runCli([...json, '--verbose', 'status', id], viaTemporal)]);
+          expect(fromApi.stderr, id).toContain(`status: answered by the HTTP API at http://127.0.0.1:${p.api}`);
+          if (id === 'up-no-such-transfer') expect(fromApi.stderr).not.toContain('asking Temporal');
+          expect(fromTemporal.stderr, id).toContain(`status: asking Temporal at 127.0.0.1:${p.port}`);
+          expect({ code: fromApi.code, stdout: fromApi.stdout }, id).toEqual({ code: fromTemporal.code, stdout: fromTemporal.stdout });
+          expect(fromApi.code, id).toBe(id === sentId ? 0 : id === 'up-no-such-transfer' ? 2 : 1);
+        }
+      }
       // `transfer env` makes the Temporal CLI recipes work as written: the built `temporal` on PATH, this stack's address.
       const recipe = spawn('sh', ['-c', `eval "$(${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} env)" && echo "address=$TEMPORAL_ADDRESS" && temporal --version && temporal workflow list --limit 1 --output json`],
         { env: cleanEnv as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });

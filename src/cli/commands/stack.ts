@@ -144,6 +144,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           const { listenApi } = await import('../../api/listen.js');
           api = await bindFreePort(Number(opts.apiPort), [stack.postgres?.port ?? 0, Number(opts.port), Number(opts.uiPort)], (port) =>
             listenApi({ client: stack.client, taskQueue, ledger, host: '127.0.0.1', port, log: logger }));
+          // A second terminal's `transfer status` asks this API (no Temporal SDK to load there).
+          await (await import('../../embedded/stack-file.js')).recordApiUrl(api.url);
         }
         say(`\nReady in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         say(`  Temporal      ${stack.info.temporalAddress} (namespace ${stack.info.namespace}, task queue ${taskQueue})${profile === 'server' ? `; profile server: ${stack.temporalDescription ?? 'Temporal server'}` : ''}`);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { TransferView } from '../../client.js';
 import { parseDecimal } from '../../domain/money.js';
 import { OPEN_STATUSES, PERSON, TERMINAL_STATUSES, validateCancelRequest, validateTransfer, type TransferResult, type TransferStatus } from '../../domain/transfer.js';
-import { openClient, openLedger } from '../context.js';
+import { openClient, openLedger, stackApi } from '../context.js';
 import { outcomeLine, reasonSuffix } from '../outcome.js';
 import { checkAccountId, checkCurrency, checkPerson, checkPositiveInteger, checkTransferId, CliError, emit, EXIT, money, type GlobalOptions } from '../output.js';
 
@@ -56,6 +56,27 @@ export async function readLedger(id: string) {
 export function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; message?: string };
   return e?.name === 'WorkflowNotFoundError' || /not found/i.test(e?.message ?? '');
+}
+
+const API_STATUS_TIMEOUT_MS = 20_000; // the server's own status query is bounded at 10 s
+
+/**
+ * The transfer as `describeTransfer` sees it, from the stack's API (`?detail=full` carries the
+ * result, state and ledger picture `status` prints). Undefined when the API cannot say: the caller
+ * asks Temporal itself. A 404 for the transfer is the same "not found" as from Temporal.
+ */
+async function viewFromApi(api: { url: string; headers: Record<string, string> }, id: string): Promise<TransferView | undefined> {
+  let response: Response;
+  try {
+    response = await fetch(`${api.url}/v1/transfers/${encodeURIComponent(id)}?detail=full`, { headers: api.headers, signal: AbortSignal.timeout(API_STATUS_TIMEOUT_MS) });
+  } catch {
+    return undefined;
+  }
+  const body = (await response.json().catch(() => undefined)) as (Record<string, unknown> & { code?: string; detail?: string }) | undefined;
+  if (response.status === 404 && body?.code === 'NOT_FOUND' && body.detail === `transfer ${id} not found`) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
+  if (response.status !== 200 || !body || body['id'] !== id) return undefined;
+  const { step: _step, sides: _sides, ...view } = body;
+  return view as unknown as TransferView;
 }
 
 /** Status from the run's search attribute (no worker needed, unlike a query). */
@@ -149,28 +170,38 @@ export function registerTransferCommands(program: Command, globals: () => Global
     .description('current state of a transfer (status, step, holds, last error)')
     .action(async (id: string) => {
       checkTransferId(id);
-      await withClient(async ({ client, api }) => {
-        const view = await api.describeTransfer(client, id, readLedger).catch((error: Error) => {
+      const say = (line: string) => globals().verbose && process.stderr.write(`${line}\n`);
+      // The stack's HTTP API answers without this process loading the Temporal SDK (~250 ms); any
+      // answer but the transfer or "not found" (no API, a 401, Temporal down behind it) asks Temporal.
+      const api = await stackApi();
+      const fromApi = api ? await viewFromApi(api, id).catch((error: unknown) => {
+        say(`status: answered by the HTTP API at ${api.url}`); // "not found"
+        throw error;
+      }) : undefined;
+      if (api) say(fromApi ? `status: answered by the HTTP API at ${api.url}` : `status: the HTTP API at ${api.url} did not answer; asking Temporal`);
+      const view = fromApi ?? await withClient(async ({ client, config, api: transfers }) => {
+        say(`status: asking Temporal at ${config.address}`);
+        return transfers.describeTransfer(client, id, readLedger).catch((error: Error) => {
           if (isNotFound(error)) throw new CliError(`transfer ${id} not found`, EXIT.USAGE, 'NOT_FOUND');
           throw error;
         });
-        const json = {
-          ...transferJson(view),
-          ...(view.runStatus ? { runStatus: view.runStatus } : {}),
-          ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts, ...(view.state.attention ? { attention: view.state.attention } : {}) } : {}),
-          ...(view.result ? { holds: view.result.holds, steps: view.result.steps, ...(view.result.sides ? { sides: view.result.sides } : {}), ...(view.result.resolution ? { resolution: view.result.resolution } : {}) } : {}),
-          ...(view.ledger ? { ledger: view.ledger } : {}),
-          ...(view.status === 'AWAITING_APPROVAL' ? { next: approvalCommands(id) } : {}),
-        };
-        emit(globals(), json, () => [
-          view.result ? resultLines(view) : transferLine(transferJson(view)),
-          ...(view.state ? [`  step: ${view.state.step}`] : []),
-          ...(view.message && !view.result ? [`  ${view.message}`] : []),
-          ...(view.status === 'AWAITING_APPROVAL' ? [`  ${approvalHint(id)}`] : []),
-          ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
-        ].join('\n'));
-        exitFor(view.status);
       });
+      const json = {
+        ...transferJson(view),
+        ...(view.runStatus ? { runStatus: view.runStatus } : {}),
+        ...(view.state ? { step: view.state.step, holds: view.state.holds, attempts: view.state.attempts, ...(view.state.attention ? { attention: view.state.attention } : {}) } : {}),
+        ...(view.result ? { holds: view.result.holds, steps: view.result.steps, ...(view.result.sides ? { sides: view.result.sides } : {}), ...(view.result.resolution ? { resolution: view.result.resolution } : {}) } : {}),
+        ...(view.ledger ? { ledger: view.ledger } : {}),
+        ...(view.status === 'AWAITING_APPROVAL' ? { next: approvalCommands(id) } : {}),
+      };
+      emit(globals(), json, () => [
+        view.result ? resultLines(view) : transferLine(transferJson(view)),
+        ...(view.state ? [`  step: ${view.state.step}`] : []),
+        ...(view.message && !view.result ? [`  ${view.message}`] : []),
+        ...(view.status === 'AWAITING_APPROVAL' ? [`  ${approvalHint(id)}`] : []),
+        ...(view.state?.attention ? [`  needs attention: run \`transfer repair ${id} --retry\` or \`--resolve "<note>"\``] : []),
+      ].join('\n'));
+      exitFor(view.status);
     });
 
   program
