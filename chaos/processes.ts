@@ -67,6 +67,12 @@ export interface Supervised {
   /** Set before we stop or kill it on purpose; an exit without it is unexpected. */
   expectedExit: boolean;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Everything the process wrote is in its log file: its pipes ended and the file's pending writes
+   * are flushed ('exit' can come before the last lines are read). Bounded: a grandchild holding a
+   * pipe open delays it at most 5 s after the exit.
+   */
+  drained: Promise<void>;
 }
 
 /**
@@ -83,7 +89,16 @@ export function spawnGroup(name: string, command: string, args: string[], option
     child.once('exit', (code, sig) => resolve({ code, signal: sig }));
     child.once('error', () => resolve({ code: -1, signal: null }));
   });
-  return { name, child, pid: child.pid!, expectedExit: false, exited };
+  const ended = (stream: NodeJS.ReadableStream) => new Promise<void>((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', () => resolve());
+  });
+  const pipes = Promise.all([ended(child.stdout!), ended(child.stderr!)]); // listening from the start
+  const drained = exited
+    .then(() => Promise.race([pipes, new Promise((r) => setTimeout(r, 5_000).unref())]))
+    .then(() => new Promise<void>((resolve) => log.write('', () => resolve())));
+  return { name, child, pid: child.pid!, expectedExit: false, exited, drained };
 }
 
 /** kill -9 of a whole process group we started. */

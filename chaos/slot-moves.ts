@@ -66,6 +66,7 @@ export async function runSlotMoves(o: SlotMovesOptions): Promise<SlotMoveFigures
       }
     }
     const { code } = await p.exited;
+    await p.drained; // its last line (the JSON answer) may still be on its way to the log file
     return { killed: false, code, log: logFile };
   };
 
