@@ -102,6 +102,7 @@ describe('transfer CLI as a subprocess', () => {
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/deposited 5,000\.00 USD/);
     expect(human.stdout).toMatch(/posted\s+5,012\.34 USD/);
+    expect(human.stdout).toMatch(/nothing held$/m); // no "-0.00 USD" pending figures
     const withdraw = await json('account', 'withdraw', ids.alice, '2.34');
     expect([withdraw.r.code, withdraw.body.posted]).toEqual([0, '501000']);
 

@@ -15,7 +15,13 @@ function accountJson(a: AccountView) {
 }
 
 function accountLine(a: AccountView): string {
-  return `${a.id.padEnd(20)} ${a.status.padEnd(7)} shard ${a.shard}  posted ${money(a.posted, a.currency).padStart(16)}  available ${money(a.available, a.currency).padStart(16)}  pending -${money(a.pendingDebits, a.currency)} / +${money(a.pendingCredits, a.currency)}`;
+  return `${a.id.padEnd(20)} ${a.status.padEnd(7)} shard ${a.shard}  posted ${money(a.posted, a.currency).padStart(16)}  available ${money(a.available, a.currency).padStart(16)}  ${pending(a)}`;
+}
+
+/** Held for outgoing and incoming transfers, said only when something is held. */
+function pending(a: AccountView): string {
+  if (BigInt(a.pendingDebits) === 0n && BigInt(a.pendingCredits) === 0n) return 'nothing held';
+  return `held out ${money(a.pendingDebits, a.currency)}, in ${money(a.pendingCredits, a.currency)}`;
 }
 
 export function registerAccountCommands(program: Command, globals: () => GlobalOptions): void {
