@@ -178,8 +178,14 @@ export function createActivities(deps: ActivityDeps) {
    * workflow task finished the transfer, the workflow rolls forward) or someone outside the saga.
    */
   async function postedBy(input: HoldInput): Promise<string | undefined> {
-    const { holds } = await ledger.transferRecords(input.transferId);
-    return holds.find((h) => h.key === input.holdKey)?.resolvedBy ?? undefined;
+    try {
+      const { holds } = await ledger.transferRecords(input.transferId);
+      return holds.find((h) => h.key === input.holdKey)?.resolvedBy ?? undefined;
+    } catch {
+      // Any shard unreachable: not knowing sends the transfer to an operator (whose retry asks
+      // again) rather than retrying this compensation with no one told.
+      return undefined;
+    }
   }
 
   /** The way back from a posted debit. Already refunded means done: the money is back either way. */

@@ -27,6 +27,11 @@ interface Saga {
   setStatus: (status: TransferStatus) => void;
   record: RecordStep;
   compensations: TransferResult['compensations'];
+  /**
+   * Whether a stopped compensation waits for an operator, when decided at the workflow's start;
+   * undefined: asked (NEEDS_ATTENTION_PATCH) where a compensation first stops, as older histories did.
+   */
+  stopsForOperator?: boolean;
 }
 
 /**
@@ -79,7 +84,7 @@ export class Compensator {
         } catch (error) {
           if (compensation.rollForward && (await compensation.rollForward(error, startedAt))) return 'rolled-forward';
           // Only a stopped compensation lands here; before this patch none ever did (they retried forever).
-          if (!wf.patched(NEEDS_ATTENTION_PATCH)) throw error;
+          if (!(this.saga.stopsForOperator ?? wf.patched(NEEDS_ATTENTION_PATCH))) throw error;
           const decision = await this.askOperator(compensation.name, blockedBy(error), startedAt);
           if (decision.action === 'retry') continue;
           this.resolution = { step: compensation.name, note: decision.note ?? '', ...(decision.by ? { by: decision.by } : {}), at: new Date(Date.now()).toISOString() };

@@ -41,7 +41,10 @@ export function blockedBy(error: unknown): { code: string; message: string; post
   if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === COMPENSATION_BLOCKED) {
     const detail = error.cause.details?.[0] as { code?: unknown; message?: unknown; postedBy?: unknown } | undefined;
     if (typeof detail?.code === 'string') {
-      return { code: detail.code, message: typeof detail.message === 'string' ? detail.message : error.cause.message, ...(typeof detail.postedBy === 'string' ? { postedBy: detail.postedBy } : {}) };
+      const message = typeof detail.message === 'string' ? detail.message : error.cause.message;
+      // The operator deciding on a posted hold needs to know who posted it.
+      if (typeof detail.postedBy === 'string') return { code: detail.code, message: `${message} (posted under ${detail.postedBy})`, postedBy: detail.postedBy };
+      return { code: detail.code, message };
     }
   }
   const failure = describeFailure(error);

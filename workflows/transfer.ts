@@ -95,7 +95,9 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
 
   wf.setHandler(statusQuery, () => state);
   const approval = installApprovalGate(state, (by, reason) => record('approval', undefined, Date.now(), 'refused', `approval${by ? ` by ${by}` : ''} refused: ${reason}`));
-  const compensator = new Compensator({ state, setStatus, record, compensations });
+  // Histories with the roll-forward patch always stop for an operator and never ask the older patch:
+  // asked first after the roll-forward's local activities, it could miss its marker on replay.
+  const compensator = new Compensator({ state, setStatus, record, compensations, ...(rollsForward ? { stopsForOperator: true } : {}) });
   wf.setHandler(
     cancelUpdate,
     async (request: CancelRequest) => {
@@ -184,6 +186,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     } catch {
       return false; // cannot happen (post-credit runs only after post-debit succeeded): an operator decides
     }
+    state.lastError = undefined; // the cancelled step that started the unwind no longer describes the transfer
     return true;
   }
 

@@ -177,4 +177,25 @@ describe('a cancel that arrives after a lost task already finished the transfer'
       await cancel;
     });
   });
+
+  it('when the roll forward itself is refused, the operator is told who posted the credit', async () => {
+    const from = await openFunded(t.ledger, 0, 'c-rff-from', '1000');
+    const to = await openFunded(t.ledger, 1, 'c-rff-to', '0');
+    const id = 'cancel-rf-fails';
+    await withTransferWorker(env, t.ledger, { approvalThreshold: '500' }, async (taskQueue) => {
+      const handle = await startTransfer(env, taskQueue, { transferId: id, from, to, amount: '800', currency: 'USD' });
+      await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
+      // A credit posted under the transfer's own post-credit key with no debit hold behind it (only
+      // a hand-made ledger call can do this): the roll forward's post-debit is refused.
+      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: from });
+      await t.ledger.post({ key: `${id}:post-credit`, holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      const cancel = handle.executeUpdate(cancelUpdate, { args: [{}] }).catch(() => undefined);
+      await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
+      const state: TransferState = await handle.query(statusQuery);
+      expect(state).toMatchObject({ attention: { step: 'void-credit', code: 'HOLD_POSTED', message: expect.stringContaining(`posted under ${id}:post-credit`) } });
+      await expectBalances(t.ledger, { [from]: { posted: '1000' } }); // nothing debited by the attempt
+      await handle.terminate('test done');
+      await cancel;
+    });
+  });
 });
