@@ -169,7 +169,7 @@ describe('moving a slot range while steps run', () => {
     expect((await t.ledger.verify()).violations).toEqual([]);
   });
 
-  it('two overlapping moves cannot both proceed, and a move to a down shard refuses and changes nothing', async () => {
+  it('two overlapping moves cannot both proceed, and a move to a down shard or one of another identity refuses and changes nothing', async () => {
     const e = idIn('erin', 2048, 2100);
     await open(e);
     let release!: () => void;
@@ -201,6 +201,15 @@ describe('moving a slot range while steps run', () => {
       await expect(moveSlots(fresh, { from: 3072, to: 3100 }, 9)).rejects.toThrow(/shard 9 is not registered/);
     } finally {
       await fresh.close();
+      await control.query('DELETE FROM ledger_shards WHERE shard = 4');
+    }
+    // A registered shard whose database has another identity (shard 1's database registered as 4).
+    await control.query('INSERT INTO ledger_shards (shard, url) VALUES (4, $1::text)', [t.urls[1]]);
+    const confused = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(4), poolSize: 2, pool: { acquireTimeoutMs: 2_000 } });
+    try {
+      await expect(moveSlots(confused, { from: 3072, to: 3100 }, 4)).rejects.toThrow(/shard 4 is unreachable or not the shard it is registered as/);
+    } finally {
+      await confused.close();
       await control.query('DELETE FROM ledger_shards WHERE shard = 4');
     }
     expect(await count()).toBe(movesBefore);
