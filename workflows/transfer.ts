@@ -175,14 +175,19 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     ...(rollsForward ? { rollForward: completeInstead } : {}),
   };
 
+  /** Debit first: post-credit runs only once the debit is posted (the roll forward relies on it). */
+  async function postBothSides(): Promise<void> {
+    await step('post-debit', () => ledgerStep('postDebit', `post ${money} debit on ${t.from}`, debitHold));
+    await step('post-credit', () => ledgerStep('postCredit', `post ${money} credit to ${t.to}`, creditHold));
+  }
+
   /** The credit was posted by this transfer's own post-credit: finish the transfer, do not undo it. */
   async function completeInstead(error: unknown, startedAt: number): Promise<boolean> {
     const refusal = blockedBy(error);
     if (refusal.code !== Refusal.HOLD_POSTED || refusal.postedBy !== stepKey(t.transferId, 'post-credit')) return false;
     record('void-credit', undefined, startedAt, 'refused', `${refusal.code}: this transfer already posted the credit (a workflow task lost after it finished); completing instead`);
     try {
-      await step('post-debit', () => ledgerStep('postDebit', `post ${money} debit on ${t.from}`, debitHold));
-      await step('post-credit', () => ledgerStep('postCredit', `post ${money} credit to ${t.to}`, creditHold));
+      await postBothSides();
     } catch {
       return false; // cannot happen (post-credit runs only after post-debit succeeded): an operator decides
     }
@@ -243,10 +248,7 @@ export async function transferWorkflow(input: TransferRequest): Promise<Transfer
     if (cancelReason !== undefined) throw new wf.CancelledFailure(cancelReason);
     // From here the transfer finishes: the cancel update is rejected and workflow cancellation waits.
     state.cancellable = false;
-    await wf.CancellationScope.nonCancellable(async () => {
-      await step('post-debit', () => ledgerStep('postDebit', `post ${money} debit on ${t.from}`, debitHold));
-      await step('post-credit', () => ledgerStep('postCredit', `post ${money} credit to ${t.to}`, creditHold));
-    });
+    await wf.CancellationScope.nonCancellable(postBothSides);
   } catch (error) {
     failure = describeFailure(error);
     if (cancelReason !== undefined && failure.cancelled) failure = { ...failure, type: Refusal.CANCELLED, message: cancelReason };

@@ -1,3 +1,4 @@
+import type { TransferResult } from '../domain/transfer.js';
 import { isRefusalCode } from '../domain/codes.js';
 import { money } from './output.js';
 
@@ -6,16 +7,7 @@ import { money } from './output.js';
  * currency units (ledger messages say "N minor units"; stored data is unchanged), a refused
  * recipient said as such, and never a reason that repeats the status ("CANCELLED (CANCELLED)").
  */
-export interface OutcomeFields {
-  status: string;
-  reason?: string;
-  message?: string;
-  from: string;
-  to: string;
-  amount: string;
-  currency: string;
-  sides?: { debit: string; credit: string };
-}
+export type OutcomeFields = Pick<TransferResult, 'reason' | 'message' | 'from' | 'to' | 'amount' | 'currency' | 'sides'> & { status: string };
 
 /** "account x cannot cover 50000 minor units" → "account x cannot cover 500.00 USD". */
 export function inCurrencyUnits(message: string, currency: string): string {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
 import { waitFor } from '../support/control.js';
+import { startCli } from '../support/cli.js';
 import { createTestLedger } from '../support/ledger.js';
 import { processesUsing } from '../support/processes.js';
 
@@ -24,27 +25,10 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function start(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-  return { child, done, output: () => stdout + stderr };
-}
+const start = (args: string[], env: Record<string, string>) => startCli(args, { ...process.env, ...env });
 
 /** One CLI command to its end. */
-async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-}
+const runCli = (args: string[], env: NodeJS.ProcessEnv) => startCli(args, env).done;
 
 async function ports(): Promise<{ port: number; ui: number; metrics: number; api: number }> {
   return { port: await ephemeralPort(), ui: await ephemeralPort(), metrics: await ephemeralPort(), api: await ephemeralPort() };

@@ -5,7 +5,7 @@ import { Refusal } from '../../src/domain/codes.js';
 import { RefusalError } from '../../src/domain/errors.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { approveUpdate, cancelUpdate, repairUpdate, statusQuery } from '../../workflows/definitions.js';
-import { after, fenced, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
+import { after, fenced, ledgerWithVoidFault, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { Latch, useDevServer } from '../support/temporal.js';
 import { activityFailures, expectBalances, expectLedgerClean, openFunded, outcomeOf, scheduledActivities, startTransfer } from '../support/transfers.js';
@@ -27,23 +27,6 @@ const run = randomBytes(3).toString('hex');
 const id = (name: string) => `sp-${run}-${name}`;
 /** A held step keeps its workflow task open; the cancel arrives at the task's next heartbeat. */
 const HELD_STEP = { workflowTaskTimeout: '2s' };
-
-/** The real ledger, except that `void` answers with `fault()` while it returns an error. */
-function ledgerWithVoidFault(ledger: Ledger, fault: () => Error | undefined): Ledger {
-  return new Proxy(ledger, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (prop === 'void') {
-        return async (input: Parameters<Ledger['void']>[0]) => {
-          const error = fault();
-          if (error) throw error;
-          return target.void(input);
-        };
-      }
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-}
 
 describe('server profile: the Temporal server itself', () => {
   it('is the Temporal server on PostgreSQL with SQL visibility and its history shards, not the dev server', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort, isPortFree } from '../../src/embedded/ports.js';
 import { historyShardsFromEnv } from '../../src/temporal/server-profile.js';
 import { waitFor } from '../support/control.js';
+import { startCli } from '../support/cli.js';
 import { processesUsing } from '../support/processes.js';
 
 /**
@@ -27,17 +28,7 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function start(args: string[], dir = dataDir) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-  return { child, done, output: () => stdout + stderr };
-}
+const start = (args: string[], dir = dataDir) => startCli(args, { ...process.env, TRANSFER_DATA_DIR: dir, TEMPORAL_OFFLINE: '1' });
 
 const readyIn = (stderr: string) => Number(/Ready in ([\d.]+) s/.exec(stderr)?.[1]);
 

@@ -47,6 +47,20 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
   });
 }
 
+/**
+ * Starts a CLI command that runs until stopped (`up`) with exactly the environment given: the child,
+ * its exit with everything it printed, and what it printed so far.
+ */
+export function startCli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }>; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  return { child, done, output: () => stdout + stderr };
+}
+
 /** `--json` promises exactly one JSON object on stdout: parse it, failing loudly on anything else. */
 export function parseJson<T = Record<string, unknown>>(result: CliResult): T {
   const lines = result.stdout.split('\n').filter((l) => l.trim() !== '');

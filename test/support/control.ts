@@ -65,3 +65,20 @@ export function after(name: keyof TransferActivities, hook: () => Promise<unknow
 export function wrapAll(...wraps: ((a: TransferActivities) => TransferActivities)[]) {
   return (acts: TransferActivities): TransferActivities => wraps.reduce((a, w) => w(a), acts);
 }
+
+/** The real ledger, except that `void` answers with `fault()` while it returns an error. */
+export function ledgerWithVoidFault(ledger: Ledger, fault: () => Error | undefined): Ledger {
+  return new Proxy(ledger, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (prop === 'void') {
+        return async (input: Parameters<Ledger['void']>[0]) => {
+          const error = fault();
+          if (error) throw error;
+          return target.void(input);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

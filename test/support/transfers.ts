@@ -102,3 +102,17 @@ export async function expectLedgerClean(ledger: Ledger): Promise<void> {
   expect(report.violations).toEqual([]);
 }
 
+interface LedgerSides { id: string; from: string; to: string; amount: string }
+
+/** The transfer's credit hold, reserved under its own key and posted under `postKey`, with no saga behind it. */
+export async function postCreditOutsideTheSaga(ledger: Ledger, t: LedgerSides, postKey: string): Promise<void> {
+  await ledger.reserve({ key: `${t.id}:reserve-credit`, transferId: t.id, accountId: t.to, side: 'credit', amount: t.amount, currency: 'USD', ttlMs: 60_000, counterparty: t.from });
+  await ledger.post({ key: postKey, holdKey: `${t.id}:reserve-credit`, accountId: t.to, transferId: t.id });
+}
+
+/** What a lost workflow task that ran the whole transfer leaves: both holds posted under the transfer's own keys. */
+export async function completeOutsideTheSaga(ledger: Ledger, t: LedgerSides): Promise<void> {
+  await ledger.reserve({ key: `${t.id}:reserve-debit`, transferId: t.id, accountId: t.from, side: 'debit', amount: t.amount, currency: 'USD', ttlMs: 60_000, counterparty: t.to });
+  await ledger.post({ key: `${t.id}:post-debit`, holdKey: `${t.id}:reserve-debit`, accountId: t.from, transferId: t.id });
+  await postCreditOutsideTheSaga(ledger, t, `${t.id}:post-credit`);
+}

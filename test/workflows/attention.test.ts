@@ -8,7 +8,7 @@ import type { TransferState } from '../../src/domain/transfer.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { TransferMetrics } from '../../src/observability/metrics.js';
 import { repairUpdate, statusQuery } from '../../workflows/definitions.js';
-import { after, waitFor, withTransferWorker } from '../support/control.js';
+import { after, ledgerWithVoidFault, waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { capturingLogger, useTimeSkipping } from '../support/temporal.js';
 import { activityFailures, expectBalances, expectLedgerClean, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
@@ -19,23 +19,6 @@ useTimeSkipping((ledger, environment) => {
   t = ledger;
   env = environment;
 });
-
-/** The real ledger, except that `void` answers with `fault()` while it returns an error. */
-function ledgerWithVoidFault(ledger: Ledger, fault: () => Error | undefined): Ledger {
-  return new Proxy(ledger, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (prop === 'void') {
-        return async (input: Parameters<Ledger['void']>[0]) => {
-          const error = fault();
-          if (error) throw error;
-          return target.void(input);
-        };
-      }
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-}
 
 async function attentionCount(metrics: TransferMetrics): Promise<Record<string, number>> {
   const values = (await metrics.attentions.get()).values;

@@ -6,7 +6,7 @@ import { cancelUpdate, statusQuery } from '../../workflows/definitions.js';
 import { fenced, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import type { TestLedger } from '../support/ledger.js';
 import { Latch, useDevServer } from '../support/temporal.js';
-import { expectBalances, expectLedgerClean, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
+import { completeOutsideTheSaga, expectBalances, expectLedgerClean, openFunded, outcomeOf, postCreditOutsideTheSaga, startTransfer } from '../support/transfers.js';
 
 let t: TestLedger;
 let env: TestWorkflowEnvironment;
@@ -148,10 +148,7 @@ describe('a cancel that arrives after a lost task already finished the transfer'
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
       // An approval delivered to a task that was then lost: its steps reached the ledger, the history
       // kept waiting for approval.
-      await t.ledger.reserve({ key: `${id}:reserve-debit`, transferId: id, accountId: from, side: 'debit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: to });
-      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: from });
-      await t.ledger.post({ key: `${id}:post-debit`, holdKey: `${id}:reserve-debit`, accountId: from, transferId: id });
-      await t.ledger.post({ key: `${id}:post-credit`, holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      await completeOutsideTheSaga(t.ledger, { id, from, to, amount: '800' });
       return handle.executeUpdate(cancelUpdate, { args: [{}] });
     });
     expect(result).toMatchObject({ status: 'COMPLETED', compensations: [], sides: { debit: 'posted', credit: 'posted' } });
@@ -166,8 +163,7 @@ describe('a cancel that arrives after a lost task already finished the transfer'
     await withTransferWorker(env, t.ledger, { approvalThreshold: '500' }, async (taskQueue) => {
       const handle = await startTransfer(env, taskQueue, { transferId: id, from, to, amount: '800', currency: 'USD' });
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
-      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: from });
-      await t.ledger.post({ key: 'ops:posted-by-hand', holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      await postCreditOutsideTheSaga(t.ledger, { id, from, to, amount: '800' }, 'ops:posted-by-hand');
       const cancel = handle.executeUpdate(cancelUpdate, { args: [{}] }).catch(() => undefined); // answers only once it ends
       await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
       const state: TransferState = await handle.query(statusQuery);
@@ -187,8 +183,7 @@ describe('a cancel that arrives after a lost task already finished the transfer'
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
       // A credit posted under the transfer's own post-credit key with no debit hold behind it (only
       // a hand-made ledger call can do this): the roll forward's post-debit is refused.
-      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '800', currency: 'USD', ttlMs: 60_000, counterparty: from });
-      await t.ledger.post({ key: `${id}:post-credit`, holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      await postCreditOutsideTheSaga(t.ledger, { id, from, to, amount: '800' }, `${id}:post-credit`);
       const cancel = handle.executeUpdate(cancelUpdate, { args: [{}] }).catch(() => undefined);
       await waitFor(async () => (await handle.query(statusQuery)).status === 'NEEDS_ATTENTION');
       const state: TransferState = await handle.query(statusQuery);

@@ -6,7 +6,7 @@ import { approveSignal, approveUpdate, cancelUpdate, repairUpdate, statusQuery }
 import { after, pauseBefore, waitFor, withTransferWorker } from '../support/control.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { connectDevServer, Latch } from '../support/temporal.js';
-import { openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
+import { completeOutsideTheSaga, openFunded, startTransfer, outcomeOf } from '../support/transfers.js';
 
 /**
  * Records the histories the replay test replays: run with RECORD_HISTORIES=1 (and
@@ -119,13 +119,9 @@ describe.skipIf(!record)('record saga histories for the replay test', () => {
     await withTransferWorker(env, t.ledger, { approvalThreshold: '5000' }, async (taskQueue) => {
       const handle = await startTransfer(env, taskQueue, { transferId: id, from, to, amount: '6000', currency: 'USD' });
       await waitFor(async () => (await handle.query(statusQuery)).awaitingApproval);
-      await t.ledger.reserve({ key: `${id}:reserve-debit`, transferId: id, accountId: from, side: 'debit', amount: '6000', currency: 'USD', ttlMs: 60_000, counterparty: to });
-      await t.ledger.reserve({ key: `${id}:reserve-credit`, transferId: id, accountId: to, side: 'credit', amount: '6000', currency: 'USD', ttlMs: 60_000, counterparty: from });
-      await t.ledger.post({ key: `${id}:post-debit`, holdKey: `${id}:reserve-debit`, accountId: from, transferId: id });
-      await t.ledger.post({ key: `${id}:post-credit`, holdKey: `${id}:reserve-credit`, accountId: to, transferId: id });
+      await completeOutsideTheSaga(t.ledger, { id, from, to, amount: '6000' });
       expect((await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'recorded late cancel' }] })).status).toBe('COMPLETED');
     });
-    const history = await env.client.workflow.getHandle(id).fetchHistory();
-    await writeFile(new URL(`${prefix}rolled-forward.json`, dir), `${historyToJSON(history)}\n`);
+    await save('rolled-forward', id);
   });
 });
