@@ -50,19 +50,17 @@ export interface StartedTransfer {
 export async function startTransfer(client: Client, taskQueue: string, request: TransferRequest & { transferId: string }): Promise<StartedTransfer> {
   const t = validateTransfer(request, request.transferId); // bad input changes nothing: checked before starting
   const requested = parametersOf(t);
-  // Informational only (the id policies below are what guarantee once): did this id exist already?
-  const existed = await client.workflow.getHandle(t.transferId).describe().then(() => true, () => false);
-  let handle: WorkflowHandle<typeof transferWorkflow>;
-  let runId: string | undefined; // the run this start created or attached to (USE_EXISTING)
+  // requestedBy travels with the request (the four-eyes rule needs it) but is not one of the compared parameters.
+  const request0 = { transferId: t.transferId, ...requested, ...(t.requestedBy ? { requestedBy: t.requestedBy } : {}) };
   try {
-    // requestedBy travels with the request (the four-eyes rule needs it) but is not one of the compared parameters.
-    const request0 = { transferId: t.transferId, ...requested, ...(t.requestedBy ? { requestedBy: t.requestedBy } : {}) };
+    // FAIL on a running run, REJECT_DUPLICATE on a closed one: a start that returns created this run,
+    // with this request, so it needs no second call; every other start lands in the catch below.
     const created = await client.workflow.start<typeof transferWorkflow>(TRANSFER_WORKFLOW, {
       taskQueue,
       workflowId: t.transferId,
       args: [request0],
       memo: { request: request0 }, // what the workflow would otherwise upsert in its first task
-      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       // A client on a worker's native connection hands the first workflow task straight to that
       // worker: with the ledger steps as local activities, often the whole transfer.
@@ -77,26 +75,25 @@ export async function startTransfer(client: Client, taskQueue: string, request: 
         ...(t.amount <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: AmountKey, value: Number(t.amount) }] : []),
       ],
     });
-    handle = created;
-    runId = created.firstExecutionRunId;
+    return { id: t.transferId, handle: created, started: true, request: storedParameters(request0) };
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    handle = client.workflow.getHandle<typeof transferWorkflow>(t.transferId);
   }
-  // Compare with what the run was started with, never with the memo: when two requests race for one
-  // id, the loser attaches to a run whose first workflow task (which writes the memo) may not have
-  // run yet, and only the start event already holds the winner's request.
-  const stored = storedParameters(await startInput(client, t.transferId, runId));
+  // The id exists (running: this start attaches to it; closed: its outcome stands). Compare with what
+  // its run was started with, never with the memo: when two requests race for one id, the loser
+  // attaches to a run whose first workflow task (which writes the memo) may not have run yet, and
+  // only the start event already holds the winner's request.
+  const stored = storedParameters(await startInput(client, t.transferId));
   const fields = differingFields(stored, requested);
   if (fields.length > 0) throw new TransferIdReusedError(t.transferId, fields, stored, requested);
-  return { id: t.transferId, handle, started: !existed, request: stored };
+  return { id: t.transferId, handle: client.workflow.getHandle<typeof transferWorkflow>(t.transferId), started: false, request: stored };
 }
 
-/** The input of a run's WorkflowExecutionStarted event (the latest run when no run id is given). */
-async function startInput(client: Client, workflowId: string, runId?: string): Promise<unknown> {
+/** The input of the latest run's WorkflowExecutionStarted event. */
+async function startInput(client: Client, workflowId: string): Promise<unknown> {
   const { history } = await client.workflowService.getWorkflowExecutionHistory({
     namespace: client.options.namespace,
-    execution: { workflowId, ...(runId ? { runId } : {}) },
+    execution: { workflowId },
     maximumPageSize: 1,
   });
   const attributes = history?.events?.[0]?.workflowExecutionStartedEventAttributes;

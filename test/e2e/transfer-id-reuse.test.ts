@@ -103,7 +103,7 @@ describe('a reused transfer id through the CLI', () => {
 describe('a reused transfer id through startTransfer', () => {
   const request = (id: string, amount: string, extra: Json = {}) => ({ transferId: id, from: ids.alice, to: ids.bob, amount, currency: 'USD', ...extra });
 
-  it('a running transfer (USE_EXISTING) with other parameters: TransferIdReusedError with the fields', async () => {
+  it('a running transfer (a second start attaches) with other parameters: TransferIdReusedError with the fields', async () => {
     const id = `reuse-${tag}-running`;
     const first = await startTransfer(env.client, taskQueue, request(id, '60000'));
     expect(first.started).toBe(true);
@@ -140,6 +140,19 @@ describe('a reused transfer id through startTransfer', () => {
       expect(won, id).toHaveLength(1);
       expect(lost[0]?.reason).toBeInstanceOf(TransferIdReusedError);
       expect((lost[0]?.reason as TransferIdReusedError).fields).toEqual(['amount']);
+      await env.client.workflow.getHandle(id).terminate('test cleanup');
+    }
+  });
+
+  it('the same request racing for one id: both answer with the one run, exactly one says it started it', async () => {
+    const idle = uniqueTaskQueue();
+    for (let i = 0; i < 6; i++) {
+      const id = `reuse-${tag}-same-race-${i}`;
+      const both = await Promise.all([startTransfer(env.client, idle, request(id, '100')), startTransfer(env.client, idle, request(id, '100'))]);
+      expect(both.map((s) => s.started).sort(), id).toEqual([false, true]);
+      expect(both.map((s) => s.request.amount)).toEqual(['100', '100']);
+      const runs = await Promise.all(both.map((s) => s.handle.describe().then((d) => d.runId)));
+      expect(runs[0]).toBe(runs[1]);
       await env.client.workflow.getHandle(id).terminate('test cleanup');
     }
   });
