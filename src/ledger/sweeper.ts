@@ -1,4 +1,5 @@
 import { withTransaction } from '../db/transaction.js';
+import { compareLockOrder } from '../domain/slots.js';
 import { appendEvents, holdPayload, readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
 import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
@@ -33,8 +34,9 @@ export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<
       else sums.credits += BigInt(hold.amount);
       release.set(hold.account_id, sums);
     }
-    // Accounts in id order: two sweepers releasing overlapping accounts cannot deadlock each other.
-    for (const accountId of [...release.keys()].sort()) {
+    // Accounts in lock order (slot, then id), as step batches lock them: two sweepers releasing
+    // overlapping accounts, or a sweeper and a batch, cannot wait on each other's accounts in a cycle.
+    for (const accountId of [...release.keys()].sort(compareLockOrder)) {
       const sums = release.get(accountId)!;
       await client.query(
         `UPDATE accounts SET pending_debits = pending_debits - $2::bigint, pending_credits = pending_credits - $3::bigint,
