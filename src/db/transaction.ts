@@ -39,6 +39,12 @@ export function isTransientDbError(error: unknown): boolean {
   return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable|Connection ended unexpectedly/i.test(e.message ?? '');
 }
 
+/** PostgreSQL aborted this transaction to break a deadlock (40P01): it changed nothing. */
+export function isDeadlock(error: unknown): boolean {
+  const e = error as { code?: string; sqlState?: string } | undefined;
+  return e?.sqlState === '40P01' || e?.code === '40P01';
+}
+
 /** Re-types transient faults so callers (activities) can tell them from bugs without knowing pg. */
 export function classifyDbError(error: unknown): unknown {
   if (error instanceof TransientError || !isTransientDbError(error)) return error;

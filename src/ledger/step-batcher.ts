@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { DEFAULT_BATCH_SETTINGS, MAX_BATCH_STEPS, type BatchSettings } from '../db/pool-settings.js';
-import { withClient } from '../db/transaction.js';
+import { isDeadlock, withClient } from '../db/transaction.js';
 import { compareLockOrder } from '../domain/slots.js';
 
 /** One argument of a step function: its value and the SQL type it is cast to. */
@@ -30,6 +30,28 @@ export async function callStep<A>(pool: pg.Pool, fn: string, args: readonly Step
     client.query<{ answer: A }>(`SELECT ${fn}(${placeholders}) AS answer`, args.map((arg) => arg.value)),
   );
   return rows[0]!.answer;
+}
+
+/** Attempts of a step sent alone that PostgreSQL aborts as a deadlock victim. */
+const DEADLOCK_ATTEMPTS = 3;
+
+/**
+ * A step alone, run again when PostgreSQL aborted it to break a deadlock (40P01). Alone, a step
+ * locks its key, its hold and its account in that order and cannot deadlock with another step alone;
+ * a batch holds an account across its steps and can, with a step racing one of them on the same
+ * hold or key. The aborted step changed nothing, so it runs again (the batch it waited for has
+ * committed or failed by then), instead of handing its caller a fault it would not have met
+ * without batching.
+ */
+export async function callAlone<A>(pool: pg.Pool, fn: string, args: readonly StepArg[]): Promise<A> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await callStep<A>(pool, fn, args);
+    } catch (error) {
+      if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
 }
 
 interface Queued {
@@ -94,11 +116,11 @@ export class StepBatcher {
     const accountArg = ACCOUNT_ARG[fn];
     if (accountArg === undefined || this.max <= 1 || this.unsupported) {
       this.stats.singles++;
-      return callStep<A>(this.pool, fn, args);
+      return callAlone<A>(this.pool, fn, args);
     }
     if (this.running < this.inFlight) {
       this.stats.singles++;
-      return this.track(callStep<A>(this.pool, fn, args));
+      return this.track(callAlone<A>(this.pool, fn, args));
     }
     const account = args[accountArg]?.value;
     return new Promise<A>((resolve, reject) => {
@@ -134,7 +156,7 @@ export class StepBatcher {
   private async send(steps: Queued[]): Promise<void> {
     if (steps.length === 1 || this.unsupported) {
       this.stats.singles += steps.length;
-      await Promise.all(steps.map((s) => callStep(this.pool, s.fn, s.args).then(s.resolve, s.reject)));
+      await Promise.all(steps.map((s) => callAlone(this.pool, s.fn, s.args).then(s.resolve, s.reject)));
       return;
     }
     steps.sort(byLockOrder);
@@ -163,7 +185,7 @@ export class StepBatcher {
 
   /** After a failed batch: each step its own call, at once, outside the in-flight count (as without batching). */
   private alone(steps: readonly Queued[]): void {
-    for (const s of steps) callStep(this.pool, s.fn, s.args).then(s.resolve, s.reject);
+    for (const s of steps) callAlone(this.pool, s.fn, s.args).then(s.resolve, s.reject);
   }
 }
 

@@ -1,4 +1,4 @@
-import { withTransaction } from '../db/transaction.js';
+import { isDeadlock, withTransaction } from '../db/transaction.js';
 import { compareLockOrder } from '../domain/slots.js';
 import { appendEvents, holdPayload, readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
@@ -10,6 +10,20 @@ import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
  * sweeper different holds, and the state compare-and-set makes a second pass a no-op.
  */
 export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<SweepResult> {
+  // A sweep holds the holds it found while it locks their accounts; a batch of steps holding one of
+  // those accounts may wait for one of those holds. PostgreSQL then aborts one side: when it is the
+  // sweep, nothing of it committed, and it runs again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sweepOnce(ctx, batchSize);
+    } catch (error) {
+      if (attempt >= 3 || !isDeadlock(error)) throw error;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
+}
+
+async function sweepOnce(ctx: ShardContext, batchSize: number): Promise<SweepResult> {
   const expired = await withTransaction(ctx.pool, async (client) => {
     // The database's clock decides expiry, whichever worker sweeps.
     const at = await readNow(client, ctx);

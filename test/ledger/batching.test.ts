@@ -473,6 +473,37 @@ describe('a batch that fails as a whole', () => {
   });
 });
 
+describe('a step alone that PostgreSQL aborts to break a deadlock', () => {
+  it('runs again and its caller gets its answer, not the fault', async () => {
+    // A batch holds an account across its steps, so a step alone racing one of them on the same
+    // hold or key can now be in a cycle. Here another session plays that batch: it holds the hold,
+    // then claims the step's key while the step (holding its key) waits for the hold.
+    const a = await fundedAccount(b.ledger, 0, 'bt-victim', 100);
+    const transferId = fresh('bt-victim');
+    const hold = await b.ledger.reserve(reserveInput(a, '10', { transferId }));
+    const key = `${transferId}:post-debit`;
+    const other = new pg.Client({ connectionString: t.urls[0] });
+    await other.connect();
+    try {
+      await other.query(`SET deadlock_timeout = '60s'`); // the step detects the cycle, and is aborted
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM holds WHERE key = $1::text FOR UPDATE', [hold.key]);
+      const posting = b.ledger.post({ key, holdKey: hold.key, accountId: a, transferId });
+      await waitForLockWait(t.urls[0]!, 'ledger_post');
+      await other.query(`INSERT INTO idempotency_keys (scope, key, operation, fingerprint, state, outcome) VALUES ('transfer', $1::text, 'post', 'x', 'done', '{}')`, [key]);
+      // The step was aborted (the insert went through); its second attempt now waits for this session.
+      await waitForLockWait(t.urls[0]!, 'ledger_post');
+      await other.query('ROLLBACK');
+      const posted = await posting;
+      expect(posted).toMatchObject({ replayed: false, hold: { state: 'posted' } });
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+    expect(await balances(b.ledger, a)).toMatchObject({ posted: '90', pendingDebits: '0' });
+  });
+});
+
 /** The pid of the backend running `what` once it waits for a lock. */
 async function waitForLockWait(url: string, what: string): Promise<number> {
   const probe = new pg.Client({ connectionString: url });
