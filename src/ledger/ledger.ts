@@ -29,7 +29,7 @@ export interface LedgerOptions {
   /** Connections per shard (shorthand for `pool.max`). */
   poolSize?: number;
   pool?: PoolSettings;
-  /** Concurrent steps of a shard grouped into one transaction (default: up to 32, 4 calls in flight; max 1: off). */
+  /** Concurrent steps of a shard grouped into one transaction (default: up to 32 steps, 2 calls in flight; max 1: off). */
   batch?: BatchSettings;
 }
 

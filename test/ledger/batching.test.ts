@@ -568,8 +568,8 @@ describe('a moved account inside a batch', () => {
 });
 
 describe('LEDGER_BATCH_MAX and LEDGER_BATCH_IN_FLIGHT', () => {
-  it('default to 32 steps and 4 calls; 1 turns batching off; more than 64 steps is refused', () => {
-    expect(batchSettingsFromEnv({})).toEqual({ max: 32, inFlight: 4 });
+  it('default to 32 steps and 2 calls; 1 turns batching off; more than 64 steps is refused', () => {
+    expect(batchSettingsFromEnv({})).toEqual({ max: 32, inFlight: 2 });
     expect(batchSettingsFromEnv({ LEDGER_BATCH_MAX: '1', LEDGER_BATCH_IN_FLIGHT: '2' })).toEqual({ max: 1, inFlight: 2 });
     expect(() => batchSettingsFromEnv({ LEDGER_BATCH_MAX: '65' })).toThrow(/at most 64/);
     expect(() => batchSettingsFromEnv({ LEDGER_BATCH_MAX: '0' })).toThrow(/positive integer/);
