@@ -160,12 +160,12 @@ export class StepBatcher {
       return;
     }
     steps.sort(byLockOrder);
-    const body = JSON.stringify(
-      steps.map((s) => ({ fn: s.fn, args: s.args.map((arg) => arg.value ?? null) })),
-      (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
-    );
     let answers: unknown;
     try {
+      const body = JSON.stringify(
+        steps.map((s) => ({ fn: s.fn, args: s.args.map((arg) => arg.value ?? null) })),
+        (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
+      );
       const { rows } = await withClient(this.pool, (client) => client.query<{ answers: unknown }>('SELECT ledger_batch($1::jsonb) AS answers', [body]));
       answers = rows[0]?.answers;
       if (!Array.isArray(answers) || answers.length !== steps.length) {
