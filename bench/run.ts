@@ -32,7 +32,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startTransfer, transferResult } from '../src/client.js';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { StepResult } from '../activities/index.js';
-import { activitySlotsFromEnv, policyFromEnv, poolSettingsFromEnv } from '../src/config.js';
+import { activitySlotsFromEnv, batchSettingsFromEnv, policyFromEnv, poolSettingsFromEnv } from '../src/config.js';
 import { evenSlotMap } from '../src/domain/slots.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../src/domain/search-attributes.js';
 import { stepKey, type TransferResult } from '../src/domain/transfer.js';
@@ -96,10 +96,12 @@ const N = {
   tpcb: (c: number) => `tpc-b (pg), c${c}`,
   direct: (c: number) => `direct transfer, 1 tx, c${c}`,
   saga: (c: number) => `ledger saga, 4 steps, c${c}`,
+  sagaUnbatched: (c: number) => `ledger saga, 4 steps, unbatched, c${c}`,
   replay: (c: number) => `ledger saga replayed, c${c}`,
   reserve: (c: number) => `ledger reserve (1 step), c${c}`,
   post: (c: number) => `ledger post (1 step), c${c}`,
   hot: (c: number) => `ledger saga, hot account, c${c}`,
+  hotUnbatched: (c: number) => `ledger saga, hot account, unbatched, c${c}`,
   same: (c: number) => `ledger saga, same shard, c${c}`,
   cross: (c: number) => `ledger saga, cross shard, c${c}`,
   ceiling: (v: 'a' | 'b' | 'c', c: number) => `ceiling ${v}: ${{ a: 'default server', b: 'tuned server', c: 'tuned, local acts' }[v]}, c${c}`,
@@ -187,21 +189,26 @@ async function warmPool(pool: pg.Pool, n: number): Promise<void> {
   for (const c of clients) c.release();
 }
 
-async function ledgerRows(ledger: Ledger, a: Accounts, rows: Row[]): Promise<void> {
+/**
+ * `ledger` is the product's default (concurrent steps of a shard batched into one transaction);
+ * `unbatched` the same pools' settings with every step alone (batch max 1), for the rows that show
+ * what batching buys.
+ */
+async function ledgerRows(ledger: Ledger, unbatched: Ledger, a: Accounts, rows: Row[]): Promise<void> {
   const shard0 = ledger.shards[0]!.pool;
-  for (const s of ledger.shards) await warmPool(s.pool, 33);
+  for (const s of [...ledger.shards, ...unbatched.shards]) await warmPool(s.pool, 33);
   await shard0.query(`CREATE TABLE IF NOT EXISTS bench_plain (id text PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0))`);
   await shard0.query(`INSERT INTO bench_plain SELECT 'acct-' || g, 1000000000 FROM generate_series(0, ${ACCOUNTS - 1}) g ON CONFLICT DO NOTHING`);
 
-  const reserve = (id: string, account: string, side: 'debit' | 'credit', counterparty: string) =>
-    ledger.reserve({ key: stepKey(id, `reserve-${side}`), transferId: id, accountId: account, side, amount: '1', currency: 'USD', ttlMs: 1_800_000, counterparty });
-  const post = (id: string, account: string, side: 'debit' | 'credit') =>
-    ledger.post({ key: stepKey(id, `post-${side}`), holdKey: stepKey(id, `reserve-${side}`), accountId: account, transferId: id });
-  const saga = async (id: string, from: string, to: string) => {
-    await reserve(id, from, 'debit', to);
-    await reserve(id, to, 'credit', from);
-    await post(id, from, 'debit');
-    await post(id, to, 'credit');
+  const reserve = (id: string, account: string, side: 'debit' | 'credit', counterparty: string, l = ledger) =>
+    l.reserve({ key: stepKey(id, `reserve-${side}`), transferId: id, accountId: account, side, amount: '1', currency: 'USD', ttlMs: 1_800_000, counterparty });
+  const post = (id: string, account: string, side: 'debit' | 'credit', l = ledger) =>
+    l.post({ key: stepKey(id, `post-${side}`), holdKey: stepKey(id, `reserve-${side}`), accountId: account, transferId: id });
+  const saga = async (id: string, from: string, to: string, l = ledger) => {
+    await reserve(id, from, 'debit', to, l);
+    await reserve(id, to, 'credit', from, l);
+    await post(id, from, 'debit', l);
+    await post(id, to, 'credit', l);
   };
   const m = (label: string, c: number, op: (i: number) => Promise<void>, count = LEDGER_OPS) => measure({ label, count, concurrency: c, maxSeconds: LEDGER_SECONDS }, op);
 
@@ -228,9 +235,11 @@ async function ledgerRows(ledger: Ledger, a: Accounts, rows: Row[]): Promise<voi
 
     const prefix = `s${c}${stamp}`;
     const steps = await m(N.saga(c), c, (i) => saga(`${prefix}-${i}`, ...a.pair(i)));
-    rows.push(row(N.saga(c), 'ledger', c, steps, N.direct(c), c === S.ledgerC[0] ? 'reserve debit, reserve credit, post debit, post credit: 4 idempotent transactions, accounts on both shards' : undefined));
+    rows.push({ ...row(N.saga(c), 'ledger', c, steps, N.direct(c), c === S.ledgerC[0] ? 'reserve debit, reserve credit, post debit, post credit: 4 idempotent steps, accounts on both shards; concurrent steps of a shard share a transaction' : undefined), versus: { row: N.sagaUnbatched(c), ratio: null } });
     const replay = await m(N.replay(c), c, (i) => saga(`${prefix}-${i}`, ...a.pair(i)), steps.count);
     rows.push(row(N.replay(c), 'ledger', c, replay, N.direct(c), 'the same 4 calls again with the same keys: each answered from its idempotency record'));
+    const alone = await m(N.sagaUnbatched(c), c, (i) => saga(`u${c}${stamp}-${i}`, ...a.pair(i), unbatched));
+    rows.push(row(N.sagaUnbatched(c), 'ledger', c, alone, N.direct(c), c === S.ledgerC[0] ? 'the same saga with batching off (LEDGER_BATCH_MAX=1): every step its own transaction' : undefined));
 
     // Single steps, debit side; the other side of each transfer is completed afterwards, unmeasured.
     const single = `x${c}${stamp}`;
@@ -254,7 +263,9 @@ async function ledgerRows(ledger: Ledger, a: Accounts, rows: Row[]): Promise<voi
 
   for (const c of S.hotC) {
     const hot = await m(N.hot(c), c, (i) => saga(`h${c}${stamp}-${i}`, a.hot, a.pair(i)[1]));
-    rows.push(row(N.hot(c), 'ledger', c, hot, N.saga(c), 'every transfer debits the same account; ratio vs the uniform saga at the same concurrency'));
+    rows.push({ ...row(N.hot(c), 'ledger', c, hot, N.saga(c), 'every transfer debits the same account; ratio vs the uniform saga at the same concurrency'), versus: { row: N.hotUnbatched(c), ratio: null } });
+    const alone = await m(N.hotUnbatched(c), c, (i) => saga(`hu${c}${stamp}-${i}`, a.hot, a.pair(i)[1], unbatched));
+    rows.push(row(N.hotUnbatched(c), 'ledger', c, alone, N.sagaUnbatched(c), 'batching off; ratio vs the unbatched uniform saga at the same concurrency'));
   }
   for (const c of S.shardC) {
     const [s0, s1] = a.byShard;
@@ -498,6 +509,7 @@ async function main(): Promise<void> {
   say(`bench ${QUICK ? 'quick' : 'full'} run; data in ${dir}; groups ${[...GROUPS].join(',')}`);
   let postgres: RunningPostgres | undefined;
   let ledger: Ledger | undefined;
+  let unbatched: Ledger | undefined;
   const rows: Row[] = [];
   const failures: { group: string; error: string }[] = [];
   let serverVerify: { shards: number; ok: boolean; violations: number }[] = [];
@@ -505,7 +517,8 @@ async function main(): Promise<void> {
     // Durable: fsync and synchronous_commit on, as `transfer up` runs it.
     postgres = await startEmbeddedPostgres({ dir: join(dir, 'pg'), databases: [...SHARD_DBS, 'bench_tpcb'], log: say });
     const shardUrls = SHARD_DBS.map((db) => postgres!.url(db));
-    ledger = Ledger.connect({ shardUrls, slotMap: evenSlotMap(2), poolSize: 36 });
+    ledger = Ledger.connect({ shardUrls, slotMap: evenSlotMap(2), poolSize: 36, batch: batchSettingsFromEnv() });
+    unbatched = Ledger.connect({ shardUrls, slotMap: evenSlotMap(2), poolSize: 36, batch: { max: 1 } });
     await ledger.migrate();
     const accounts = await openAccounts(ledger);
     const fsync = (await ledger.shards[0]!.pool.query<{ fsync: string; synchronous_commit: string }>('SELECT current_setting($1) AS fsync, current_setting($2) AS synchronous_commit', ['fsync', 'synchronous_commit'])).rows[0]!;
@@ -522,7 +535,7 @@ async function main(): Promise<void> {
     };
     const pgPid = postgres.pid;
     if (GROUPS.has('postgres')) await attempt('postgres', () => tpcbRows(postgres!.url('bench_tpcb'), rows));
-    if (GROUPS.has('ledger')) await attempt('ledger', () => ledgerRows(ledger!, accounts, rows));
+    if (GROUPS.has('ledger')) await attempt('ledger', () => ledgerRows(ledger!, unbatched!, accounts, rows));
 
     if (GROUPS.has('temporal-ceiling') || GROUPS.has('e2e') || GROUPS.has('worker-rss')) {
       const resolved = await resolveDevServer({ progress: say });
@@ -571,8 +584,9 @@ async function main(): Promise<void> {
     const order = ['temporal-ceiling', 'e2e', 'server', 'postgres', 'ledger', 'worker-rss'];
     rows.sort((x, y) => order.indexOf(x.group) - order.indexOf(y.group));
     resolveRatios(rows);
-    // verify reads every shard whole: no statement timeout of the product's pools here.
-    const checker = Ledger.connect({ shardUrls, slotMap: evenSlotMap(2), pool: { max: 4, statementTimeoutMs: 1_800_000 } });
+    // verify reads every shard whole: no statement timeout of the product's pools here, and no
+    // idle-in-transaction timeout either (one shard's snapshot waits while the other's checks run).
+    const checker = Ledger.connect({ shardUrls, slotMap: evenSlotMap(2), pool: { max: 4, statementTimeoutMs: 1_800_000, idleInTransactionTimeoutMs: 1_800_000 } });
     let verify: { ok: boolean; violations: number; seconds: number; first?: unknown[] } | { error: string };
     const v0 = performance.now();
     try {
@@ -614,6 +628,7 @@ async function main(): Promise<void> {
     if (failures.length || 'error' in verify || !verify.ok || serverVerify.some((v) => !v.ok)) process.exitCode = 1;
   } finally {
     await ledger?.close();
+    await unbatched?.close();
     await postgres?.stop();
     if (process.env.BENCH_KEEP !== '1') await rm(dir, { recursive: true, force: true });
   }

@@ -154,6 +154,8 @@ export interface Row {
   /** Name of the row the ratio divides by. */
   baseline: string | null;
   cpuMsPerOp?: CpuPerOp;
+  /** A second comparison besides the baseline: opsPerSec ÷ that row's (batched ÷ unbatched). */
+  versus?: { row: string; ratio: number | null };
   /** End-to-end rows: p99 ÷ the p99 of the tuned ceiling row of the same shape and concurrency. */
   p99VsCeiling?: { row: string; ratio: number };
   rssPeakMiB?: number;
@@ -180,6 +182,10 @@ export function resolveRatios(rows: Row[]): void {
   for (const r of rows) {
     const base = r.baseline === null ? undefined : byName.get(r.baseline);
     r.ratio = base?.opsPerSec && r.opsPerSec !== null ? round(r.opsPerSec / base.opsPerSec, 2) : null;
+    if (r.versus) {
+      const other = byName.get(r.versus.row);
+      r.versus.ratio = other?.opsPerSec && r.opsPerSec !== null ? round(r.opsPerSec / other.opsPerSec, 2) : null;
+    }
   }
 }
 
@@ -202,7 +208,9 @@ export function formatTable(rows: Row[]): string {
       out.push(`-- ${group}`);
     }
     out.push(line(lines[i]!));
-    if (r.notes) out.push(`     ${r.notes}`);
+    const versus = r.versus?.ratio ? `${r.versus.ratio.toFixed(2)}x of ${r.versus.row}` : undefined;
+    const notes = [versus, r.notes].filter(Boolean).join('; ');
+    if (notes) out.push(`     ${notes}`);
   }
   return out.join('\n');
 }

@@ -2,7 +2,7 @@ import { evenSlotMap, parseSlotMap, type SlotRange } from './domain/slots.js';
 import type { TransferPolicy } from './domain/transfer.js';
 import { parseMinorUnits } from './domain/money.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/names.js';
-import { DEFAULT_POOL_SETTINGS, type PoolSettings } from './db/pool-settings.js';
+import { DEFAULT_BATCH_SETTINGS, DEFAULT_POOL_SETTINGS, MAX_BATCH_STEPS, type BatchSettings, type PoolSettings } from './db/pool-settings.js';
 
 /**
  * Configuration comes from the environment only (12-factor): the same variables drive the embedded
@@ -98,4 +98,15 @@ export function poolSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): PoolS
     lockTimeoutMs: positive(env.LEDGER_LOCK_TIMEOUT_MS, d.lockTimeoutMs, 'LEDGER_LOCK_TIMEOUT_MS'),
     idleInTransactionTimeoutMs: positive(env.LEDGER_IDLE_IN_TRANSACTION_TIMEOUT_MS, d.idleInTransactionTimeoutMs, 'LEDGER_IDLE_IN_TRANSACTION_TIMEOUT_MS'),
   };
+}
+
+/**
+ * Group commit of ledger steps (see README "Configuration"): LEDGER_BATCH_MAX steps at most in one
+ * transaction (1 to 64; 1: every step alone), LEDGER_BATCH_IN_FLIGHT step calls per shard at once
+ * before steps wait to go out together.
+ */
+export function batchSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): BatchSettings {
+  const max = positive(env.LEDGER_BATCH_MAX, DEFAULT_BATCH_SETTINGS.max, 'LEDGER_BATCH_MAX');
+  if (max > MAX_BATCH_STEPS) throw new Error(`LEDGER_BATCH_MAX must be at most ${MAX_BATCH_STEPS} (got ${max})`);
+  return { max, inFlight: positive(env.LEDGER_BATCH_IN_FLIGHT, DEFAULT_BATCH_SETTINGS.inFlight, 'LEDGER_BATCH_IN_FLIGHT') };
 }

@@ -1,6 +1,6 @@
 import type { Client, Connection } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
-import { ledgerConfig, temporalConfig, type TemporalConfig } from '../config.js';
+import { batchSettingsFromEnv, ledgerConfig, temporalConfig, type TemporalConfig } from '../config.js';
 import { parseSlotMap } from '../domain/slots.js';
 import type { StackInfo } from '../embedded/stack-file.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -24,10 +24,10 @@ async function stackInfo(): Promise<StackInfo | undefined> {
 export async function openLedger(): Promise<Ledger> {
   const { Ledger } = await import('../ledger/ledger.js');
   const fromEnv = ledgerConfig();
-  if (fromEnv) return Ledger.connect({ ...fromEnv, poolSize: 4 });
+  if (fromEnv) return Ledger.connect({ ...fromEnv, poolSize: 4, batch: batchSettingsFromEnv() });
   const stack = await stackInfo();
   if (!stack) throw new CliError('no ledger configured: start the stack with `npx transfer up` or set LEDGER_SHARD_URLS', EXIT.UNREACHABLE, 'UNREACHABLE');
-  return Ledger.connect({ shardUrls: stack.shardUrls, slotMap: parseSlotMap(stack.slotMap, stack.shardUrls.length), poolSize: 4 });
+  return Ledger.connect({ shardUrls: stack.shardUrls, slotMap: parseSlotMap(stack.slotMap, stack.shardUrls.length), poolSize: 4, batch: batchSettingsFromEnv() });
 }
 
 /** A ledger for one command, closed afterwards whatever happens. */

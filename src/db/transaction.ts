@@ -39,6 +39,12 @@ export function isTransientDbError(error: unknown): boolean {
   return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable|Connection ended unexpectedly/i.test(e.message ?? '');
 }
 
+/** PostgreSQL aborted this transaction to break a deadlock (40P01): it changed nothing. */
+export function isDeadlock(error: unknown): boolean {
+  const e = error as { code?: string; sqlState?: string } | undefined;
+  return e?.sqlState === '40P01' || e?.code === '40P01';
+}
+
 /** Re-types transient faults so callers (activities) can tell them from bugs without knowing pg. */
 export function classifyDbError(error: unknown): unknown {
   if (error instanceof TransientError || !isTransientDbError(error)) return error;
@@ -88,11 +94,22 @@ export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, b
     if (lost) throw lost;
     return result;
   } catch (error) {
+    // The server ended the session (a killed backend answers 57P01 before its socket closes): the
+    // client must not go back to the pool, where the next caller would find it dead.
+    if (connectionGone(error)) lost ??= error as Error;
     throw classifyDbError(lost && !isTransientDbError(error) && !(error instanceof RefusalError) ? lost : error);
   } finally {
     client.off('error', onError);
     client.release(lost ?? undefined);
   }
+}
+
+/** Errors after which a connection is no longer usable. */
+function connectionGone(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  if (e.code && (['57P01', '57P02', '57P03'].includes(e.code) || e.code.startsWith('08') || RETRYABLE_SOCKET_ERRORS.has(e.code))) return true;
+  return /Connection terminated|Connection ended unexpectedly|Client has encountered a connection error|Client was closed and is not queryable/i.test(e.message ?? '');
 }
 
 export function createPool(connectionString: string, settings: PoolSettings | number = {}): pg.Pool {

@@ -30,6 +30,17 @@ export function slotOf(accountId: string): number {
   return crc16(accountId) % SLOT_COUNT;
 }
 
+/**
+ * The order in which one transaction locks several accounts of a shard: by slot, then by id (UTF-16
+ * code units, the same in every process). Step batches and the sweeper follow it, and the slot mover
+ * locks slot rows in slot order, so none of them can wait on another in a cycle.
+ */
+export function compareLockOrder(a: string, b: string): number {
+  const bySlot = slotOf(a) - slotOf(b);
+  if (bySlot !== 0) return bySlot;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 export interface SlotRange {
   from: number;
   to: number;

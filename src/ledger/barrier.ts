@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Refusal, isRefusalCode } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
-import { withClient } from '../db/transaction.js';
 import type { MovedAnswer, ShardContext } from './shard-context.js';
+import { callStep, type StepArg } from './step-batcher.js';
 import { MovedError } from './topology.js';
 
 /**
@@ -29,16 +29,14 @@ interface StoredRefusal {
 type StepAnswer<T> = ({ replayed: boolean; outcome: T; refusal?: undefined } | { replayed: boolean; refusal: StoredRefusal }) & { moved?: MovedAnswer };
 
 /**
- * Runs one step: `fn(args…)` as a single statement (its own transaction), on one pooled connection.
- * A refusal (now, or the sticky one stored under the key) is thrown as the RefusalError it was;
- * faults are classified by `withClient` (transient or not).
+ * Runs one step: `fn(args…)` as a single statement (its own transaction), on one pooled connection;
+ * or, when the shard's step calls are all busy, in the next batch of the shard's batcher (one
+ * transaction for several steps, src/ledger/step-batcher.ts), with the same answer. A refusal (now,
+ * or the sticky one stored under the key) is thrown as the RefusalError it was; faults are
+ * classified by `withClient` (transient or not).
  */
-export async function runStep<T>(ctx: ShardContext, fn: string, args: readonly { value: unknown; type: string }[]): Promise<{ outcome: T; replayed: boolean }> {
-  const placeholders = args.map((arg, i) => `$${i + 1}::${arg.type}`).join(', ');
-  const { rows } = await withClient(ctx.pool, (client) =>
-    client.query<{ answer: StepAnswer<T> }>(`SELECT ${fn}(${placeholders}) AS answer`, args.map((arg) => arg.value)),
-  );
-  const answer = rows[0]!.answer;
+export async function runStep<T>(ctx: ShardContext, fn: string, args: readonly StepArg[]): Promise<{ outcome: T; replayed: boolean }> {
+  const answer = await (ctx.steps ? ctx.steps.run<StepAnswer<T>>(fn, args) : callStep<StepAnswer<T>>(ctx.pool, fn, args));
   // Not served here (the slot moved, or is moving and this account already went): nothing was done.
   if (answer.moved) throw new MovedError(answer.moved.slot, answer.moved.shard, answer.moved.account, ctx.shard);
   if (answer.refusal) throw refusalError(answer.refusal);

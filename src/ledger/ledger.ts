@@ -6,7 +6,8 @@ import { assertCurrency, parseMinorUnits } from '../domain/money.js';
 import { assertTransferId } from '../domain/transfer.js';
 import { shardOf, type SlotRange } from '../domain/slots.js';
 import { migrate } from '../db/migrate.js';
-import { classifyDbError, createPool, withTransaction, type PoolSettings } from '../db/transaction.js';
+import { classifyDbError, createPool, DEFAULT_POOL_SETTINGS, withTransaction, type PoolSettings } from '../db/transaction.js';
+import type { BatchSettings } from '../db/pool-settings.js';
 import { TransientError } from '../domain/errors.js';
 import { checkShardIdentity, ShardIdentityError, slotMapHash } from './identity.js';
 import { initSlotState, isMoved, LOCKS, readControl, seedControl, type ControlState } from './topology.js';
@@ -14,6 +15,7 @@ import { releaseSuspense, suspenseBalances, type SuspenseBalance } from './suspe
 import * as accounts from './account-ops.js';
 import * as holds from './hold-ops.js';
 import type { ShardContext } from './shard-context.js';
+import { StepBatcher } from './step-batcher.js';
 import { sweepExpired } from './sweeper.js';
 import type { AccountView, EntryResult, HoldResult, HoldSide, HoldView, PostingView, SweepResult, VoidResult } from './types.js';
 import { verifyShards, type VerifyOptions, type VerifyReport } from './verify.js';
@@ -27,6 +29,8 @@ export interface LedgerOptions {
   /** Connections per shard (shorthand for `pool.max`). */
   poolSize?: number;
   pool?: PoolSettings;
+  /** Concurrent steps of a shard grouped into one transaction (default: up to 32 steps, 2 calls in flight; max 1: off). */
+  batch?: BatchSettings;
 }
 
 /**
@@ -64,7 +68,10 @@ export class Ledger {
   static connect(options: LedgerOptions): Ledger {
     const offsetMs = options.clockOffsetMs ?? (() => 0);
     const settings = { ...(options.poolSize ? { max: options.poolSize } : {}), ...options.pool };
-    const make = (shard: number, url: string): ShardContext => ({ shard, pool: createPool(url, settings), offsetMs });
+    const make = (shard: number, url: string): ShardContext => {
+      const pool = createPool(url, settings);
+      return { shard, pool, offsetMs, steps: new StepBatcher(pool, options.batch, settings.max ?? DEFAULT_POOL_SETTINGS.max) };
+    };
     const shards = options.shardUrls.map((url, shard) => make(shard, url));
     return new Ledger(shards, options.slotMap, options.shardUrls, make);
   }

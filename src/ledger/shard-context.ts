@@ -3,6 +3,7 @@ import { clearingAccountId, externalAccountId, suspenseAccountId } from '../doma
 import { Refusal } from '../domain/codes.js';
 import { RefusalError } from '../domain/errors.js';
 import { currencyExponent } from '../domain/money.js';
+import type { StepBatcher } from './step-batcher.js';
 import { MovedError } from './topology.js';
 import { ACCOUNT_COLUMNS, type AccountRow } from './views.js';
 
@@ -16,6 +17,8 @@ export interface ShardContext {
    * database's clock forward by this offset (hold expiry) instead of waiting; 0 in production.
    */
   offsetMs: () => number;
+  /** Groups concurrent steps into one transaction (absent: every step alone). */
+  steps?: StepBatcher;
 }
 
 /** The database's time for this transaction, as SQL; `$n` is bound to `ctx.offsetMs()`. */

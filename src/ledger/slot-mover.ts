@@ -185,11 +185,13 @@ async function runMove(ledger: Ledger, move: MoveRow, options: MoveOptions): Pro
 /**
  * One side's slots enter the move: the target's from absent to importing, then the source's from
  * owned to migrating. Under the slot rows' locks, so the source's change waits for the steps in flight
- * on these slots (they hold key-share locks on the rows). Idempotent: a resumed move finds it done.
+ * on these slots (they hold key-share locks on the rows). The rows are locked in slot order, the order
+ * a batch of steps takes its key-share locks in, so a move and a batch never wait on each other in a
+ * cycle. Idempotent: a resumed move finds it done.
  */
 async function mark(ctx: ShardContext, move: MoveRow, from: 'absent' | 'owned', to: 'importing' | 'migrating', peer: number): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
-    await client.query('SELECT 1 FROM slot_state WHERE slot BETWEEN $1::int AND $2::int FOR UPDATE', [move.fromSlot, move.toSlot]);
+    await client.query('SELECT 1 FROM slot_state WHERE slot BETWEEN $1::int AND $2::int ORDER BY slot FOR UPDATE', [move.fromSlot, move.toSlot]);
     await client.query(
       `UPDATE slot_state SET state = $5::text, peer = $3::int, move_id = $4::bigint WHERE slot BETWEEN $1::int AND $2::int AND state = $6::text`,
       [move.fromSlot, move.toSlot, peer, move.id, to, from],
@@ -311,7 +313,7 @@ async function forget(t: pg.PoolClient, id: string): Promise<void> {
  */
 async function closeSource(src: ShardContext, move: MoveRow): Promise<boolean> {
   return withTransaction(src.pool, async (client) => {
-    await client.query('SELECT 1 FROM slot_state WHERE slot BETWEEN $1::int AND $2::int FOR UPDATE', [move.fromSlot, move.toSlot]);
+    await client.query('SELECT 1 FROM slot_state WHERE slot BETWEEN $1::int AND $2::int ORDER BY slot FOR UPDATE', [move.fromSlot, move.toSlot]);
     const { rows } = await client.query(UNMOVED, [move.fromSlot, move.toSlot, 1]);
     if (rows.length > 0) return false;
     await client.query(

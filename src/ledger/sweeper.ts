@@ -1,4 +1,5 @@
-import { withTransaction } from '../db/transaction.js';
+import { isDeadlock, withTransaction } from '../db/transaction.js';
+import { compareLockOrder } from '../domain/slots.js';
 import { appendEvents, holdPayload, readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
 import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
@@ -9,6 +10,20 @@ import { HOLD_COLUMNS, holdView, type HoldRow } from './views.js';
  * sweeper different holds, and the state compare-and-set makes a second pass a no-op.
  */
 export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<SweepResult> {
+  // A sweep holds the holds it found while it locks their accounts; a batch of steps holding one of
+  // those accounts may wait for one of those holds. PostgreSQL then aborts one side: when it is the
+  // sweep, nothing of it committed, and it runs again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sweepOnce(ctx, batchSize);
+    } catch (error) {
+      if (attempt >= 3 || !isDeadlock(error)) throw error;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
+}
+
+async function sweepOnce(ctx: ShardContext, batchSize: number): Promise<SweepResult> {
   const expired = await withTransaction(ctx.pool, async (client) => {
     // The database's clock decides expiry, whichever worker sweeps.
     const at = await readNow(client, ctx);
@@ -33,8 +48,9 @@ export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<
       else sums.credits += BigInt(hold.amount);
       release.set(hold.account_id, sums);
     }
-    // Accounts in id order: two sweepers releasing overlapping accounts cannot deadlock each other.
-    for (const accountId of [...release.keys()].sort()) {
+    // Accounts in lock order (slot, then id), as step batches lock them: two sweepers releasing
+    // overlapping accounts, or a sweeper and a batch, cannot wait on each other's accounts in a cycle.
+    for (const accountId of [...release.keys()].sort(compareLockOrder)) {
       const sums = release.get(accountId)!;
       await client.query(
         `UPDATE accounts SET pending_debits = pending_debits - $2::bigint, pending_credits = pending_credits - $3::bigint,

@@ -143,7 +143,10 @@ describe('hole 5: timeouts and pools', () => {
   it('under load a pool sized to the concurrency never fails a step; an undersized one fails them as retryable, and retries apply each once', async () => {
     const a = await fundedAccount(t.ledger, 1, 'hot', 1_000_000);
     const sized = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), clockOffsetMs: t.clock.offset, pool: { max: 22 } });
-    const starved = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), clockOffsetMs: t.clock.offset, pool: { max: 2, acquireTimeoutMs: 30 } });
+    // Every step alone (batching off): 40 steps want 40 connections at once.
+    const starved = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), clockOffsetMs: t.clock.offset, pool: { max: 2, acquireTimeoutMs: 30 }, batch: { max: 1 } });
+    // Batched, the same small pool is enough: never more step calls than connections, the rest wait and go out together.
+    const batched = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), clockOffsetMs: t.clock.offset, pool: { max: 2, acquireTimeoutMs: 30 } });
     try {
       const inputs = Array.from({ length: 20 }, () => reserveInput(a, '3'));
       const first = await Promise.allSettled(inputs.map((i) => sized.reserve(i)));
@@ -157,9 +160,16 @@ describe('hole 5: timeouts and pools', () => {
       // What an activity retry does: the same calls again, until each succeeded once.
       for (const input of more) await sized.reserve(input);
       expect((await t.ledger.getAccount(a)).pendingDebits).toBe(String(20 * 3 + 40 * 5));
+
+      await batched.checkIdentity();
+      const together = await Promise.allSettled(Array.from({ length: 40 }, () => batched.reserve(reserveInput(a, '7'))));
+      expect(together.filter((r) => r.status === 'rejected')).toEqual([]);
+      expect(batched.shards[1]!.steps!.stats.batches).toBeGreaterThan(0);
+      expect((await t.ledger.getAccount(a)).pendingDebits).toBe(String(20 * 3 + 40 * 5 + 40 * 7));
     } finally {
       await sized.close();
       await starved.close();
+      await batched.close();
     }
     await expectConsistent(t.ledger);
   });

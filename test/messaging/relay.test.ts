@@ -184,11 +184,22 @@ describe('log relay (logical decoding, pgoutput)', () => {
     await until(async () => (await slotLag(producer, slot)).active);
     // An idle relay may acknowledge the server's keepalives, but never past a request it has not
     // handed over and marked: the slot stays before the order's commit while the hand-over hangs.
-    const beforeOrder = lsnValue(await currentLsn());
-    await order(`l-${tag}-0`, '50');
+    // WAL other databases write while the order's transaction is open (another test file creating
+    // its databases) precedes that commit and may be acknowledged, so the bound is read right
+    // before the COMMIT, in the same round trip.
+    const c = await producer.connect();
+    let beforeCommit: bigint;
+    try {
+      await c.query('BEGIN');
+      await order(`l-${tag}-0`, '50', c);
+      const [lsn] = (await c.query('SELECT pg_current_wal_insert_lsn()::text AS lsn; COMMIT')) as unknown as pg.QueryResult<{ lsn: string }>[];
+      beforeCommit = lsnValue(lsn!.rows[0]!.lsn);
+    } finally {
+      c.release();
+    }
     await until(async () => block !== undefined);
     await new Promise((r) => setTimeout(r, 300));
-    expect(await confirmedFlush(slot)).toBeLessThanOrEqual(beforeOrder); // nothing acknowledged while the hand-over is unfinished
+    expect(await confirmedFlush(slot)).toBeLessThanOrEqual(beforeCommit); // nothing acknowledged while the hand-over is unfinished
     await first.stop(); // the crash
     release();
     expect((await states(`payout-l-${tag}-`))[`payout-l-${tag}-0`]).toBe('pending');

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import { ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.js';
+import { batchSettingsFromEnv, ledgerConfig, poolSettingsFromEnv, temporalConfig } from '../../config.js';
 import { DEFAULT_TASK_QUEUE } from '../../../workflows/names.js';
 import { connectionOptions } from '../context.js';
 import { CliError, emit, EXIT, type GlobalOptions } from '../output.js';
@@ -115,7 +115,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         process.off('SIGINT', duringStart);
         process.off('SIGTERM', duringStart);
       }
-      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv() });
+      const ledger = Ledger.connect({ shardUrls: stack.info.shardUrls, slotMap: parseSlotMap(stack.info.slotMap, stack.info.shardUrls.length), pool: poolSettingsFromEnv(), batch: batchSettingsFromEnv() });
       let running: Awaited<ReturnType<typeof runWorker>> | undefined;
       let relay: import('../../messaging/run-relay.js').RunningRelay | undefined;
       let messaging: Awaited<ReturnType<typeof import('../../messaging/webhooks/up.js').startMessagingForUp>>;
@@ -209,7 +209,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const logger = createLogger('transfer-worker');
       const metricsPort = process.env.METRICS_PORT === undefined || process.env.METRICS_PORT === '' ? 9464 : Number(process.env.METRICS_PORT);
       if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new CliError(`METRICS_PORT must be a port number or 0 (got ${process.env.METRICS_PORT})`, EXIT.USAGE, 'NOT_CONFIGURED');
-      const ledger = Ledger.connect({ ...config, pool: poolSettingsFromEnv() });
+      const ledger = Ledger.connect({ ...config, pool: poolSettingsFromEnv(), batch: batchSettingsFromEnv() });
       let connection: Awaited<ReturnType<typeof NativeConnection.connect>> | undefined;
       try {
         // A worker started while PostgreSQL is down or still recovering waits for it, with back-off.
