@@ -68,7 +68,7 @@ export async function startEmbeddedStack(options: {
    * install the Temporal runtime. Installed earlier, a runtime with no connection yet keeps the
    * process alive (and takes over SIGINT/SIGTERM), so a start that failed would never exit.
    */
-  beforeConnect?: () => void;
+  beforeConnect?: () => void | Promise<void>;
   profile?: StackProfile;
 }): Promise<EmbeddedStack> {
   const { progress } = options;
@@ -167,7 +167,7 @@ interface TemporalHandle {
 async function startServerProfile(
   binaries: ServerBinaries,
   postgres: RunningPostgres,
-  o: { dir: string; port: number; uiPort: number; historyShards: number; progress: Progress; beforeConnect?: (() => void) | undefined },
+  o: { dir: string; port: number; uiPort: number; historyShards: number; progress: Progress; beforeConnect?: (() => void | Promise<void>) | undefined },
 ): Promise<TemporalHandle> {
   const url = new URL(postgres.url('postgres'));
   const server = await startTemporalServer({
@@ -198,9 +198,9 @@ async function startServerProfile(
  * server we started; stop() closes both, then the server. A failed connect (or beforeConnect) stops
  * the server.
  */
-async function connectTo(server: { address: string; stop(): Promise<void> }, beforeConnect?: () => void): Promise<Pick<TemporalHandle, 'nativeConnection' | 'client' | 'stop'>> {
+async function connectTo(server: { address: string; stop(): Promise<void> }, beforeConnect?: () => void | Promise<void>): Promise<Pick<TemporalHandle, 'nativeConnection' | 'client' | 'stop'>> {
   try {
-    beforeConnect?.();
+    await beforeConnect?.();
     const nativeConnection = await connectWhenHealthy(() => NativeConnection.connect({ address: server.address }));
     const connection = await Connection.connect({ address: server.address });
     return {
@@ -224,13 +224,13 @@ async function connectTo(server: { address: string; stop(): Promise<void> }, bef
  */
 async function startTemporal(
   executable: EphemeralServerExecutable,
-  o: { port: number; uiPort: number; dbFilename: string; logFile: string; progress: Progress; beforeConnect?: (() => void) | undefined },
+  o: { port: number; uiPort: number; dbFilename: string; logFile: string; progress: Progress; beforeConnect?: (() => void | Promise<void>) | undefined },
 ): Promise<TemporalHandle> {
   if (executable.type === 'existing-path') {
     const server = await startDevServer({ path: executable.path, ip: '127.0.0.1', port: o.port, uiPort: o.uiPort, dbFilename: o.dbFilename, namespace: 'default', searchAttributes: TRANSFER_SEARCH_ATTRIBUTES, logFile: o.logFile });
     return connectTo(server, o.beforeConnect);
   }
-  o.beforeConnect?.(); // the SDK's ephemeral server is itself a native object of the runtime
+  await o.beforeConnect?.(); // the SDK's ephemeral server is itself a native object of the runtime
   const env = await startWithRetry('Temporal dev server', () => TestWorkflowEnvironment.createLocal({
     server: {
       executable, ip: '127.0.0.1', port: o.port, ui: true, uiPort: o.uiPort, namespace: 'default',

@@ -85,7 +85,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
       await mkdir(stackDir(), { recursive: true });
       const logger = createLogger('transfer-worker', { destination: join(stackDir(), 'worker.log') });
-      const runtimeMetricsPort = Number(opts.metricsPort) === 0 ? 0 : await freePort(Number(opts.metricsPort) + 1);
+      let runtimeMetricsPort = 0;
       // LEDGER_SHARD_URLS / DATABASE_URL switch the ledger to external PostgreSQL servers.
       const external = ledgerConfig();
       // Ctrl-C or SIGTERM while the stack starts (PostgreSQL initialising, the Temporal server
@@ -104,7 +104,21 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       try {
         stack = await startEmbeddedStack({
           progress: say,
-          beforeConnect: () => installRuntime(logger, runtimeMetricsPort ? `127.0.0.1:${runtimeMetricsPort}` : undefined),
+          beforeConnect: async () => {
+            if (Number(opts.metricsPort) === 0) return installRuntime(logger);
+            // Chosen only now, after the Temporal server has bound its own ports, and chosen again if
+            // another process takes it between the check and the runtime's bind.
+            let from = Number(opts.metricsPort) + 1;
+            for (let attempt = 1; ; attempt++) {
+              runtimeMetricsPort = await freePort(from);
+              try {
+                return installRuntime(logger, `127.0.0.1:${runtimeMetricsPort}`);
+              } catch (error) {
+                if (!/address already in use/i.test((error as Error).message) || attempt >= 10) throw error;
+                from = runtimeMetricsPort + 1;
+              }
+            }
+          },
           taskQueue,
           profile,
           temporalPort: Number(opts.port),
