@@ -121,8 +121,10 @@ async function openSnapshots<T>(shards: readonly ShardContext[], fn: (clients: p
   if (held.length === shards.length) return fn(held);
   return withClient(shards[held.length]!.pool, async (client) => {
     // The snapshot is taken by the first statement, not by BEGIN: both in one round trip, so the
-    // shards' snapshots are as close together as before.
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1');
+    // shards' snapshots are as close together as before. Each shard's snapshot waits, idle, while
+    // the shards before it are checked: the pool's idle-in-transaction limit (meant for stalled
+    // clients) must not end it on a large ledger, so this read-only transaction lifts it.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL idle_in_transaction_session_timeout = 0; SELECT 1');
     try {
       return await openSnapshots(shards, fn, [...held, client]);
     } finally {

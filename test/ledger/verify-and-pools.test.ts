@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransientError } from '../../src/domain/errors.js';
 import { evenSlotMap } from '../../src/domain/slots.js';
 import { Ledger } from '../../src/ledger/ledger.js';
-import type { VerifyReport } from '../../src/ledger/verify.js';
+import { verifyShards, type VerifyReport } from '../../src/ledger/verify.js';
 import { createTestLedger, type TestLedger } from '../support/ledger.js';
 import { expectConsistent, fresh, fundedAccount, reserveInput } from './semantics-support.js';
 
@@ -51,6 +51,35 @@ describe('hole 8: verify reads consistent snapshots, streams, and names what is 
     expect(reports.flatMap((r) => r.violations)).toEqual([]);
     expect(reports.some((r) => r.attention.inTransit.transfers > 0)).toBe(true);
     await expectConsistent(ledger);
+  });
+
+  it('a snapshot left idle while the other shard is checked outlives the idle-in-transaction limit', async () => {
+    const a = await fundedAccount(t.ledger, 0, 'idle-a', 10_000);
+    const b = await fundedAccount(t.ledger, 1, 'idle-b', 10_000);
+    for (let i = 0; i < 6; i++) await transfer(t.ledger, i % 2 ? a : b, i % 2 ? b : a, String(1 + i));
+    // 50 ms: a transaction pausing longer between two statements on these connections is ended.
+    const strict = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), clockOffsetMs: t.clock.offset, pool: { idleInTransactionTimeoutMs: 50 } });
+    try {
+      const client = await strict.shards[1]!.pool.connect();
+      client.on('error', () => undefined); // the server ends this session on purpose
+      try {
+        await client.query('BEGIN');
+        await new Promise((r) => setTimeout(r, 300));
+        await expect(client.query('SELECT 1')).rejects.toThrow(); // the limit is really in force
+      } finally {
+        client.release(true);
+      }
+      // Every snapshot is open before the checks start; a cut released slowly keeps them all idle
+      // for 300 ms first, as a large shard's checks keep the next shard's snapshot waiting.
+      const slowCut = async () => async () => {
+        await new Promise((r) => setTimeout(r, 300));
+      };
+      const report = await verifyShards(strict.shards, { batchSize: 1 }, slowCut);
+      expect(report.violations).toEqual([]);
+      expect(report.shards.map((s) => s.accounts > 0)).toEqual([true, true]);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('gives the same answer whatever the cursor batch size, and reports stuck clearing only past its grace', async () => {
