@@ -44,6 +44,8 @@ export class ComposedStack implements FaultTarget {
   /** Temporal crashes so far, and their count when each worker was started. */
   private temporalCrashes = 0;
   private readonly workerEpoch: number[] = [];
+  /** Whether each worker was (re)started while Temporal was down: it may exit 3 without a new crash. */
+  private readonly bootedWithTemporalDown: boolean[] = [];
   private stopping = false;
   private watching = false;
   private monitor?: NodeJS.Timeout;
@@ -154,6 +156,7 @@ export class ComposedStack implements FaultTarget {
     delete env.LEDGER_SLOT_MAP;
     this.workers[i] = spawnGroup(`worker-${i}`, process.execPath, [join(ROOT, 'bin/transfer.js'), 'worker'], { env, cwd: ROOT, logFile: this.workerLog(i) });
     this.workerEpoch[i] = this.temporalCrashes;
+    this.bootedWithTemporalDown[i] = this.down.has('temporal');
     this.down.delete(`worker-${i}`);
   }
 
@@ -199,9 +202,11 @@ export class ComposedStack implements FaultTarget {
       w.expectedExit = true;
       await sleep(1000); // the exit is seen before the last lines reach the log file
       const log = tail(this.workerLog(i));
-      if (w.child.exitCode === 3 && /Temporal at \S+ is unreachable/.test(log) && this.workerEpoch[i] !== this.temporalCrashes) {
+      const temporalWasDown = this.workerEpoch[i] !== this.temporalCrashes || this.bootedWithTemporalDown[i] === true;
+      if (w.child.exitCode === 3 && /Temporal at \S+ is unreachable/.test(log) && temporalWasDown) {
         // Documented: `transfer worker` exits 3 when Temporal is unreachable at its start (here, killed
-        // while the worker was booting); a supervisor starts it again, as we do.
+        // while the worker was booting, or still down when the worker was started again); a
+        // supervisor starts it again, as we do.
         this.o.findings.count('worker exit 3: Temporal down while it started (restarted)');
       } else {
         this.o.findings.violation({ check: 'worker_exited_unexpectedly', message: `${w.name} (pid ${w.pid}) exited on its own (code ${w.child.exitCode}, signal ${w.child.signalCode}); last log lines:\n${log}` });
