@@ -32,6 +32,7 @@ export async function runWorker(options: {
   openTransfersEveryMs?: number;
 }): Promise<RunningWorker> {
   const metrics = new TransferMetrics();
+  metrics.watchLedger(options.ledger.shards);
   const testFaults = installTestFaults(); // inert unless the chaos test sets TRANSFER_TEST_FAULTS
   const worker = await createTransferWorker({
     // Built once per code version in a child process (the chaos test hands in its own).

@@ -1,6 +1,13 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import client from 'prom-client';
 import type { ActivityObserver } from '../../activities/index.js';
+import type { BatchStats } from '../ledger/step-batcher.js';
+
+/** What the batching metrics read from each shard of a Ledger (its StepBatcher). */
+export interface BatchedShard {
+  shard: number;
+  steps?: { readonly stats: BatchStats; readonly waiting: number };
+}
 
 /**
  * Prometheus metrics of the worker: transfers by outcome, step latency, compensations and the
@@ -44,8 +51,64 @@ export class TransferMetrics implements ActivityObserver {
   readonly inFlight = new client.Gauge({ name: 'transfer_in_flight', help: 'Transfers whose workflow is running (visibility count, task queue of this worker)', registers: [this.registry] });
   readonly awaitingApproval = new client.Gauge({ name: 'transfer_awaiting_approval', help: "Running transfers with TransferStatus='AWAITING_APPROVAL' (visibility count)", registers: [this.registry] });
 
+  /** The shards whose step batchers the ledger metrics below read at each scrape (watchLedger). */
+  private batched: readonly BatchedShard[] = [];
+  /** What each counter had reached at the last scrape, per shard: counters only go up by the difference. */
+  private readonly batchSeen = new Map<string, number>();
+  private readonly addSince = (counter: client.Counter<'shard' | 'kind'> | client.Counter<'shard'>, labels: Record<string, string>, value: number) => {
+    const key = `${(counter as unknown as { name: string }).name}${JSON.stringify(labels)}`;
+    const delta = value - (this.batchSeen.get(key) ?? 0);
+    if (delta > 0) (counter as client.Counter<string>).inc(labels, delta);
+    this.batchSeen.set(key, value);
+  };
+  readonly ledgerCalls: client.Counter<'shard' | 'kind'> = new client.Counter({
+    name: 'transfer_ledger_step_calls_total',
+    help: 'Ledger step calls by shard: a step sent alone (kind="alone") or a ledger_batch call that committed (kind="batch")',
+    labelNames: ['shard', 'kind'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const { shard, steps } of this.batched) {
+        if (!steps) continue;
+        this.addSince(this.ledgerCalls, { shard: String(shard), kind: 'alone' }, steps.stats.singles);
+        this.addSince(this.ledgerCalls, { shard: String(shard), kind: 'batch' }, steps.stats.batches);
+      }
+    },
+  });
+  readonly ledgerBatchedSteps: client.Counter<'shard'> = new client.Counter({
+    name: 'transfer_ledger_batched_steps_total',
+    help: 'Ledger steps that committed inside a ledger_batch call, by shard (÷ kind="batch" calls: steps per batch)',
+    labelNames: ['shard'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const { shard, steps } of this.batched) if (steps) this.addSince(this.ledgerBatchedSteps, { shard: String(shard) }, steps.stats.batchedSteps);
+    },
+  });
+  readonly ledgerBatchFallbacks: client.Counter<'shard'> = new client.Counter({
+    name: 'transfer_ledger_batch_fallbacks_total',
+    help: 'ledger_batch calls that failed as a whole (deadlock, timeout, lost connection); their steps ran again alone',
+    labelNames: ['shard'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const { shard, steps } of this.batched) if (steps) this.addSince(this.ledgerBatchFallbacks, { shard: String(shard) }, steps.stats.fallbacks);
+    },
+  });
+  readonly ledgerStepsWaiting: client.Gauge<'shard'> = new client.Gauge({
+    name: 'transfer_ledger_steps_waiting',
+    help: "Ledger steps waiting for one of their shard's step calls to return (they go out together in the next batch)",
+    labelNames: ['shard'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const { shard, steps } of this.batched) if (steps) this.ledgerStepsWaiting.set({ shard: String(shard) }, steps.waiting);
+    },
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reads the ledger's step batchers at each scrape (the worker's Ledger; each process has its own). */
+  watchLedger(shards: readonly BatchedShard[]): void {
+    this.batched = shards;
   }
 
   step(step: string, ms: number, outcome: 'ok' | 'refused' | 'error', replayed: boolean): void {

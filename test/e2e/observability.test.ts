@@ -72,6 +72,13 @@ describe('worker observability', () => {
     expect(sample(text, 'transfer_step_duration_seconds_count', { step: 'reserve-debit', outcome: 'ok' })).toBe(3); // ok, compensated, replayed
     expect(sample(text, 'transfer_step_duration_seconds_count', { step: 'reserve-debit', outcome: 'refused' })).toBe(1);
     expect(sample(text, 'transfer_step_duration_seconds_count', { step: 'reserve-credit', outcome: 'refused' })).toBe(1);
+    // The ledger's steps, each sent alone or inside a batch, are counted per shard: at least the 12
+    // steps of these four runs (4 + 4 replayed, 1 refused, 3 of the compensated one).
+    const stepsSent = [0, 1].map((shard) =>
+      (sample(text, 'transfer_ledger_step_calls_total', { shard: String(shard), kind: 'alone' }) ?? 0) + (sample(text, 'transfer_ledger_batched_steps_total', { shard: String(shard) }) ?? 0));
+    expect(stepsSent.every((n) => n > 0)).toBe(true);
+    expect(stepsSent[0]! + stepsSent[1]!).toBeGreaterThanOrEqual(12);
+    expect(sample(text, 'transfer_ledger_steps_waiting', { shard: '0' })).toBe(0);
 
     // Whole-transfer latency by outcome (the duplicate run too), and money moved: the forced second
     // run of obs-ok replayed its postings, so 100 minor units moved, not 200.

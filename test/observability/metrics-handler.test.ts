@@ -77,3 +77,33 @@ describe('the metrics endpoint', () => {
     }
   });
 });
+
+describe('the ledger batching metrics', () => {
+  it('count calls alone and batched, steps per batch, fallbacks and waiting steps per shard, from the batchers at each scrape', async () => {
+    const m = new TransferMetrics();
+    const stats = [
+      { singles: 5, batches: 2, batchedSteps: 9, fallbacks: 0 },
+      { singles: 1, batches: 0, batchedSteps: 0, fallbacks: 0 },
+    ];
+    const waiting = [3, 0];
+    m.watchLedger(stats.map((s, shard) => ({ shard, steps: { stats: s, get waiting() { return waiting[shard]!; } } })));
+    const text = () => m.registry.metrics();
+    let t = await text();
+    expect(t).toContain('transfer_ledger_step_calls_total{shard="0",kind="alone"} 5');
+    expect(t).toContain('transfer_ledger_step_calls_total{shard="0",kind="batch"} 2');
+    expect(t).toContain('transfer_ledger_batched_steps_total{shard="0"} 9');
+    expect(t).toContain('transfer_ledger_steps_waiting{shard="0"} 3');
+    expect(t).toContain('transfer_ledger_step_calls_total{shard="1",kind="alone"} 1');
+    // A second scrape adds only what happened since: the counters follow the batchers, never double.
+    Object.assign(stats[0]!, { singles: 7, batches: 3, batchedSteps: 13, fallbacks: 1 });
+    waiting[0] = 0;
+    t = await text();
+    expect(t).toContain('transfer_ledger_step_calls_total{shard="0",kind="alone"} 7');
+    expect(t).toContain('transfer_ledger_step_calls_total{shard="0",kind="batch"} 3');
+    expect(t).toContain('transfer_ledger_batched_steps_total{shard="0"} 13');
+    expect(t).toContain('transfer_ledger_batch_fallbacks_total{shard="0"} 1');
+    expect(t).toContain('transfer_ledger_steps_waiting{shard="0"} 0');
+    t = await text();
+    expect(t).toContain('transfer_ledger_step_calls_total{shard="0",kind="alone"} 7');
+  });
+});
