@@ -93,6 +93,8 @@ export class StepBatcher {
   readonly stats: BatchStats = { singles: 0, batches: 0, batchedSteps: 0, fallbacks: 0 };
   private running = 0;
   private readonly queue: Queued[] = [];
+  /** Accounts the calls in flight lock, with how many calls hold each. */
+  private readonly busy = new Map<string, number>();
   /** The database has no ledger_batch yet (migration 007 not applied): every step alone from then on. */
   private unsupported = false;
 
@@ -118,16 +120,19 @@ export class StepBatcher {
       this.stats.singles++;
       return callAlone<A>(this.pool, fn, args);
     }
-    if (this.running < this.inFlight) {
+    const value = args[accountArg]?.value;
+    const account = typeof value === 'string' ? value : null;
+    // A step whose account a call in flight holds waits for it (it would only wait on the row lock
+    // inside PostgreSQL, holding a connection and a lane); the other lane serves other accounts.
+    if (this.running < this.inFlight && !this.isBusy(account)) {
       this.stats.singles++;
-      return this.track(callAlone<A>(this.pool, fn, args));
+      return this.track(callAlone<A>(this.pool, fn, args), [account]);
     }
-    const account = args[accountArg]?.value;
     return new Promise<A>((resolve, reject) => {
       this.queue.push({
         fn,
         args,
-        account: typeof account === 'string' ? account : null,
+        account,
         key: String(args[KEY_ARG]?.value),
         resolve: resolve as (answer: unknown) => void,
         reject,
@@ -135,20 +140,39 @@ export class StepBatcher {
     });
   }
 
-  private track<T>(call: Promise<T>): Promise<T> {
+  private isBusy(account: string | null): boolean {
+    return account !== null && this.busy.has(account);
+  }
+
+  private track<T>(call: Promise<T>, accounts: readonly (string | null)[]): Promise<T> {
     this.running++;
+    const held = [...new Set(accounts.filter((a): a is string => a !== null))];
+    for (const a of held) this.busy.set(a, (this.busy.get(a) ?? 0) + 1);
     const done = () => {
       this.running--;
+      for (const a of held) {
+        const n = (this.busy.get(a) ?? 1) - 1;
+        if (n > 0) this.busy.set(a, n);
+        else this.busy.delete(a);
+      }
       this.drain();
     };
     call.then(done, done);
     return call;
   }
 
-  /** Sends what waits, as long as calls are free: each call takes up to `max` steps. */
+  /**
+   * Sends what waits, as long as calls are free: each call takes up to `max` waiting steps, in
+   * arrival order, skipping those whose account a call in flight holds (they go out once it returns).
+   */
   private drain(): void {
     while (this.running < this.inFlight && this.queue.length > 0) {
-      void this.track(this.send(this.queue.splice(0, this.max)));
+      const picked: Queued[] = [];
+      const kept: Queued[] = [];
+      for (const q of this.queue) (picked.length < this.max && !this.isBusy(q.account) ? picked : kept).push(q);
+      if (picked.length === 0) return;
+      this.queue.splice(0, this.queue.length, ...kept);
+      void this.track(this.send(picked), picked.map((q) => q.account));
     }
   }
 
