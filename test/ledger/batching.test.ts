@@ -208,6 +208,44 @@ describe('concurrent steps of one shard share one transaction', () => {
     await expectConsistent(b.ledger);
   });
 
+  it('a step on an account a call in flight holds waits for that call; the other lane serves other accounts meanwhile', async () => {
+    const two = Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), clockOffsetMs: t.clock.offset, poolSize: 8, batch: { inFlight: 2 } });
+    const admin = b.admins[0]!;
+    const gate = b.gates[0]!;
+    const other = await fundedAccount(two, 0, 'lane-other', 100);
+    const gateBefore = (await balances(two, gate)).posted;
+    try {
+      await admin.query('BEGIN');
+      let first: Promise<unknown> | undefined;
+      let second: Promise<unknown> | undefined;
+      let secondDone = false;
+      try {
+        await admin.query('SELECT 1 FROM accounts WHERE id = $1::text FOR UPDATE', [gate]);
+        const batcher = two.shards[0]!.steps!;
+        const alone = batcher.stats.singles;
+        first = two.deposit({ key: fresh('lane-1'), accountId: gate, amount: 1, currency: 'USD' }); // held on the lock
+        await until('the first call to be in flight', () => batcher.stats.singles === alone + 1);
+        second = two.deposit({ key: fresh('lane-2'), accountId: gate, amount: 2, currency: 'USD' }).then((r) => {
+          secondDone = true;
+          return r;
+        });
+        await until('the second step to wait', () => batcher.waiting === 1);
+        // A free lane, but the account is held by the call in flight: the step waits in the queue,
+        // while a step on another account takes the free lane and commits at once.
+        await two.deposit({ key: fresh('lane-3'), accountId: other, amount: 3, currency: 'USD' });
+        expect(batcher.waiting).toBe(1);
+        expect(secondDone).toBe(false);
+      } finally {
+        await admin.query('ROLLBACK');
+      }
+      await Promise.all([first, second]);
+      expect(BigInt((await balances(two, gate)).posted) - BigInt(gateBefore)).toBe(3n);
+      expect(BigInt((await balances(two, other)).posted)).toBe(103n);
+    } finally {
+      await two.close();
+    }
+  });
+
   it('under the default settings, many concurrent steps take fewer statements than steps; with max 1, one each', async () => {
     const a = await fundedAccount(t.ledger, 0, 'bt-many');
     const recorded = record(Ledger.connect({ shardUrls: t.urls, slotMap: evenSlotMap(2), poolSize: 22 }));
