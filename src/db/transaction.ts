@@ -45,6 +45,21 @@ export function isDeadlock(error: unknown): boolean {
   return e?.sqlState === '40P01' || e?.code === '40P01';
 }
 
+/**
+ * Runs `fn` (one transaction) again when PostgreSQL aborted it to break a deadlock: the victim
+ * changed nothing. Up to `attempts` runs, a few milliseconds apart; any other error is thrown at once.
+ */
+export async function retryOnDeadlock<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (attempt >= attempts || !isDeadlock(error)) throw error;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
+}
+
 /** Re-types transient faults so callers (activities) can tell them from bugs without knowing pg. */
 export function classifyDbError(error: unknown): unknown {
   if (error instanceof TransientError || !isTransientDbError(error)) return error;

@@ -28,10 +28,16 @@ export async function bindFreePort<T>(preferred: number, avoid: readonly number[
     try {
       return await bind(port);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= attempts) throw error;
+      if (!addressInUse(error) || attempt >= attempts) throw error;
       from = port + 1;
     }
   }
+}
+
+/** EADDRINUSE from Node, or the same refusal as a native library words it (the Temporal runtime's exporter). */
+function addressInUse(error: unknown): boolean {
+  const e = error as NodeJS.ErrnoException | undefined;
+  return e?.code === 'EADDRINUSE' || /address already in use/i.test(e?.message ?? '');
 }
 
 /** Any free port chosen by the kernel. */

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { DEFAULT_BATCH_SETTINGS, MAX_BATCH_STEPS, type BatchSettings } from '../db/pool-settings.js';
-import { isDeadlock, withClient } from '../db/transaction.js';
+import { retryOnDeadlock, withClient } from '../db/transaction.js';
 import { compareLockOrder } from '../domain/slots.js';
 
 /** One argument of a step function: its value and the SQL type it is cast to. */
@@ -32,9 +32,6 @@ export async function callStep<A>(pool: pg.Pool, fn: string, args: readonly Step
   return rows[0]!.answer;
 }
 
-/** Attempts of a step sent alone that PostgreSQL aborts as a deadlock victim. */
-const DEADLOCK_ATTEMPTS = 3;
-
 /**
  * A step alone, run again when PostgreSQL aborted it to break a deadlock (40P01). Alone, a step
  * locks its key, its hold and its account in that order and cannot deadlock with another step alone;
@@ -43,15 +40,8 @@ const DEADLOCK_ATTEMPTS = 3;
  * committed or failed by then), instead of handing its caller a fault it would not have met
  * without batching.
  */
-export async function callAlone<A>(pool: pg.Pool, fn: string, args: readonly StepArg[]): Promise<A> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await callStep<A>(pool, fn, args);
-    } catch (error) {
-      if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
-    }
-  }
+export function callAlone<A>(pool: pg.Pool, fn: string, args: readonly StepArg[]): Promise<A> {
+  return retryOnDeadlock(() => callStep<A>(pool, fn, args));
 }
 
 interface Queued {

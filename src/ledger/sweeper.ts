@@ -1,4 +1,4 @@
-import { isDeadlock, withTransaction } from '../db/transaction.js';
+import { retryOnDeadlock, withTransaction } from '../db/transaction.js';
 import { compareLockOrder } from '../domain/slots.js';
 import { appendEvents, holdPayload, readNow, type ShardContext } from './shard-context.js';
 import type { HoldView, SweepResult } from './types.js';
@@ -13,14 +13,7 @@ export async function sweepExpired(ctx: ShardContext, batchSize = 500): Promise<
   // A sweep holds the holds it found while it locks their accounts; a batch of steps holding one of
   // those accounts may wait for one of those holds. PostgreSQL then aborts one side: when it is the
   // sweep, nothing of it committed, and it runs again.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await sweepOnce(ctx, batchSize);
-    } catch (error) {
-      if (attempt >= 3 || !isDeadlock(error)) throw error;
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
-    }
-  }
+  return retryOnDeadlock(() => sweepOnce(ctx, batchSize));
 }
 
 async function sweepOnce(ctx: ShardContext, batchSize: number): Promise<SweepResult> {

@@ -53,25 +53,24 @@ export class TransferMetrics implements ActivityObserver {
 
   /** The shards whose step batchers the ledger metrics below read at each scrape (watchLedger). */
   private batched: readonly BatchedShard[] = [];
-  /** What each counter had reached at the last scrape, per shard: counters only go up by the difference. */
-  private readonly batchSeen = new Map<string, number>();
-  private readonly addSince = (counter: client.Counter<'shard' | 'kind'> | client.Counter<'shard'>, labels: Record<string, string>, value: number) => {
-    const key = `${(counter as unknown as { name: string }).name}${JSON.stringify(labels)}`;
-    const delta = value - (this.batchSeen.get(key) ?? 0);
-    if (delta > 0) (counter as client.Counter<string>).inc(labels, delta);
-    this.batchSeen.set(key, value);
-  };
+  /**
+   * The batchers' figures are cumulative (they only ever rise), so each scrape sets the counters to
+   * them: reset, then one inc per shard.
+   */
+  private eachBatcher(fn: (shard: string, steps: NonNullable<BatchedShard['steps']>) => void): void {
+    for (const { shard, steps } of this.batched) if (steps) fn(String(shard), steps);
+  }
   readonly ledgerCalls: client.Counter<'shard' | 'kind'> = new client.Counter({
     name: 'transfer_ledger_step_calls_total',
     help: 'Ledger step calls by shard: a step sent alone (kind="alone") or a ledger_batch call that committed (kind="batch")',
     labelNames: ['shard', 'kind'] as const,
     registers: [this.registry],
     collect: () => {
-      for (const { shard, steps } of this.batched) {
-        if (!steps) continue;
-        this.addSince(this.ledgerCalls, { shard: String(shard), kind: 'alone' }, steps.stats.singles);
-        this.addSince(this.ledgerCalls, { shard: String(shard), kind: 'batch' }, steps.stats.batches);
-      }
+      this.ledgerCalls.reset();
+      this.eachBatcher((shard, steps) => {
+        this.ledgerCalls.inc({ shard, kind: 'alone' }, steps.stats.singles);
+        this.ledgerCalls.inc({ shard, kind: 'batch' }, steps.stats.batches);
+      });
     },
   });
   readonly ledgerBatchedSteps: client.Counter<'shard'> = new client.Counter({
@@ -80,7 +79,8 @@ export class TransferMetrics implements ActivityObserver {
     labelNames: ['shard'] as const,
     registers: [this.registry],
     collect: () => {
-      for (const { shard, steps } of this.batched) if (steps) this.addSince(this.ledgerBatchedSteps, { shard: String(shard) }, steps.stats.batchedSteps);
+      this.ledgerBatchedSteps.reset();
+      this.eachBatcher((shard, steps) => this.ledgerBatchedSteps.inc({ shard }, steps.stats.batchedSteps));
     },
   });
   readonly ledgerBatchFallbacks: client.Counter<'shard'> = new client.Counter({
@@ -89,7 +89,8 @@ export class TransferMetrics implements ActivityObserver {
     labelNames: ['shard'] as const,
     registers: [this.registry],
     collect: () => {
-      for (const { shard, steps } of this.batched) if (steps) this.addSince(this.ledgerBatchFallbacks, { shard: String(shard) }, steps.stats.fallbacks);
+      this.ledgerBatchFallbacks.reset();
+      this.eachBatcher((shard, steps) => this.ledgerBatchFallbacks.inc({ shard }, steps.stats.fallbacks));
     },
   });
   readonly ledgerStepsWaiting: client.Gauge<'shard'> = new client.Gauge({
@@ -97,9 +98,7 @@ export class TransferMetrics implements ActivityObserver {
     help: "Ledger steps waiting for one of their shard's step calls to return (they go out together in the next batch)",
     labelNames: ['shard'] as const,
     registers: [this.registry],
-    collect: () => {
-      for (const { shard, steps } of this.batched) if (steps) this.ledgerStepsWaiting.set({ shard: String(shard) }, steps.waiting);
-    },
+    collect: () => this.eachBatcher((shard, steps) => this.ledgerStepsWaiting.set({ shard }, steps.waiting)),
   });
 
   constructor() {

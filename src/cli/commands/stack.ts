@@ -79,7 +79,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const profile = opts.profile;
       // A second `up` on the same data directory stops here, before anything heavy is loaded or started.
       await refuseWhileRunning('start another stack on it');
-      const [{ createLogger }, { freePort, bindFreePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
+      const [{ createLogger }, { bindFreePort }, { installRuntime }, { startEmbeddedStack, stackDir }, { Ledger }, { parseSlotMap, formatSlotMap }, { runWorker }] = await Promise.all([
         load.logger(), load.ports(), load.telemetry(), load.stack(), load.ledger(), load.slots(), load.runtime(),
       ]);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
@@ -106,18 +106,11 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           progress: say,
           beforeConnect: async () => {
             if (Number(opts.metricsPort) === 0) return installRuntime(logger);
-            // Chosen only now, after the Temporal server has bound its own ports, and chosen again if
-            // another process takes it between the check and the runtime's bind.
-            let from = Number(opts.metricsPort) + 1;
-            for (let attempt = 1; ; attempt++) {
-              runtimeMetricsPort = await freePort(from);
-              try {
-                return installRuntime(logger, `127.0.0.1:${runtimeMetricsPort}`);
-              } catch (error) {
-                if (!/address already in use/i.test((error as Error).message) || attempt >= 10) throw error;
-                from = runtimeMetricsPort + 1;
-              }
-            }
+            // Chosen only now, after the Temporal server has bound its own ports.
+            runtimeMetricsPort = await bindFreePort(Number(opts.metricsPort) + 1, [], async (port) => {
+              installRuntime(logger, `127.0.0.1:${port}`);
+              return port;
+            });
           },
           taskQueue,
           profile,
