@@ -207,6 +207,7 @@ async function connectTo(server: { address: string; stop(): Promise<void> }, bef
       nativeConnection,
       client: new Client({ connection, namespace: 'default' }),
       async stop() {
+        ignoreRetriesAfterClose();
         await connection.close().catch(() => undefined);
         await nativeConnection.close().catch(() => undefined);
         await server.stop();
@@ -216,6 +217,24 @@ async function connectTo(server: { address: string; stop(): Promise<void> }, bef
     await server.stop();
     throw error;
   }
+}
+
+let retriesIgnored = false;
+/**
+ * The client SDK retries a call that the server's stop cut (Ctrl-C reaches the dev server too) on a
+ * timer; once we have closed the connection, that timer throws "Channel has been shut down" outside
+ * any caller, as an uncaught exception that would end the process before its cleanup and its answer.
+ * After our own close that is not a fault: it is dropped. Anything else uncaught still ends the
+ * process as Node would (its stack on stderr, exit 1).
+ */
+function ignoreRetriesAfterClose(): void {
+  if (retriesIgnored) return;
+  retriesIgnored = true;
+  process.on('uncaughtException', (error: Error) => {
+    if (error?.message === 'Channel has been shut down') return;
+    process.stderr.write(`${error?.stack ?? String(error)}\n`);
+    process.exit(1);
+  });
 }
 
 /**
