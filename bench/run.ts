@@ -32,7 +32,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startTransfer, transferResult } from '../src/client.js';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { StepResult } from '../activities/index.js';
-import { activitySlotsFromEnv, batchSettingsFromEnv, policyFromEnv, poolSettingsFromEnv } from '../src/config.js';
+import { activitySlotsFromEnv, batchSettingsFromEnv, policyFromEnv, poolSettingsFromEnv, workerTuningFromEnv } from '../src/config.js';
 import { evenSlotMap } from '../src/domain/slots.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../src/domain/search-attributes.js';
 import { stepKey, type TransferResult } from '../src/domain/transfer.js';
@@ -364,7 +364,7 @@ async function ceilingRows(t: Temporal, variant: 'a' | 'b' | 'c', bundle: { code
   const taskQueue = `ceiling-${variant}`;
   const workflowType = variant === 'c' ? 'noopLocalTransferWorkflow' : 'noopTransferWorkflow';
   // The same worker settings as the product's (`transfer up` / `transfer worker`): activity slots.
-  const worker = await Worker.create({ connection: t.native, namespace: 'default', taskQueue, workflowBundle: bundle, activities: noopActivities(), maxConcurrentActivityTaskExecutions: activitySlotsFromEnv() });
+  const worker = await Worker.create({ connection: t.native, namespace: 'default', taskQueue, workflowBundle: bundle, activities: noopActivities(), ...workerTuningFromEnv() });
   await worker.runUntil(async () => {
     await runWorkflows(t, workflowType, taskQueue, 'warm-up', WARMUP, 16, a);
     for (const c of S.temporalC) {
@@ -384,7 +384,7 @@ async function e2eRows(t: Temporal, bundle: { code: string }, shardUrls: string[
     const taskQueue = 'e2e';
     const worker = await createTransferWorker({
       connection: t.native, taskQueue, ledger, policy: policyFromEnv({}), logger, metrics: new TransferMetrics(),
-      workflowBundle: bundle, overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv(), maxConcurrentLocalActivityExecutions: activitySlotsFromEnv() },
+      workflowBundle: bundle, overrides: workerTuningFromEnv(),
     });
     await worker.runUntil(async () => {
       await runTransfers(t, taskQueue, 'warm-up', WARMUP, 16, a);

@@ -88,6 +88,21 @@ export function activitySlotsFromEnv(env: NodeJS.ProcessEnv = process.env): numb
   return positive(env.TRANSFER_ACTIVITY_SLOTS, 20, 'TRANSFER_ACTIVITY_SLOTS');
 }
 
+/**
+ * Threads that run workflow code (TRANSFER_WORKFLOW_THREADS, default 1, the SDK's default). Each
+ * thread holds its own copy of the workflow sandbox and runs the activations of the workflows
+ * assigned to it; see README "Configuration" for what a second thread bought and costs.
+ */
+export function workflowThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  return positive(env.TRANSFER_WORKFLOW_THREADS, 1, 'TRANSFER_WORKFLOW_THREADS');
+}
+
+/** The Worker options `transfer worker` and `transfer up` take from the environment. */
+export function workerTuningFromEnv(env: NodeJS.ProcessEnv = process.env) {
+  const slots = activitySlotsFromEnv(env);
+  return { maxConcurrentActivityTaskExecutions: slots, maxConcurrentLocalActivityExecutions: slots, workflowThreadPoolSize: workflowThreadsFromEnv(env) };
+}
+
 /** Ledger connection settings (timeouts in ms; see README "Configuration"). */
 export function poolSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): PoolSettings {
   const d = DEFAULT_POOL_SETTINGS;

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import { activitySlotsFromEnv, policyFromEnv } from './config.js';
+import { policyFromEnv, workerTuningFromEnv } from './config.js';
 import type { Ledger } from './ledger/ledger.js';
 import type { Logger } from './observability/logger.js';
 import { TransferMetrics } from './observability/metrics.js';
@@ -44,7 +44,7 @@ export async function runWorker(options: {
     policy: policyFromEnv(),
     logger: options.logger,
     metrics,
-    overrides: { maxConcurrentActivityTaskExecutions: activitySlotsFromEnv(), maxConcurrentLocalActivityExecutions: activitySlotsFromEnv() },
+    overrides: workerTuningFromEnv(),
     ...testFaults,
   });
   let server: Server | undefined;
