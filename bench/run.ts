@@ -32,7 +32,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startTransfer, transferResult } from '../src/client.js';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { StepResult } from '../activities/index.js';
-import { activitySlotsFromEnv, batchSettingsFromEnv, policyFromEnv, poolSettingsFromEnv, workerTuningFromEnv } from '../src/config.js';
+import { batchSettingsFromEnv, policyFromEnv, poolSettingsFromEnv, workerTuningFromEnv } from '../src/config.js';
 import { evenSlotMap } from '../src/domain/slots.js';
 import { TRANSFER_SEARCH_ATTRIBUTES } from '../src/domain/search-attributes.js';
 import { stepKey, type TransferResult } from '../src/domain/transfer.js';

@@ -73,26 +73,30 @@ export class TransferMetrics implements ActivityObserver {
       });
     },
   });
-  readonly ledgerBatchedSteps: client.Counter<'shard'> = new client.Counter({
-    name: 'transfer_ledger_batched_steps_total',
-    help: 'Ledger steps that committed inside a ledger_batch call, by shard (÷ kind="batch" calls: steps per batch)',
-    labelNames: ['shard'] as const,
-    registers: [this.registry],
-    collect: () => {
-      this.ledgerBatchedSteps.reset();
-      this.eachBatcher((shard, steps) => this.ledgerBatchedSteps.inc({ shard }, steps.stats.batchedSteps));
-    },
-  });
-  readonly ledgerBatchFallbacks: client.Counter<'shard'> = new client.Counter({
-    name: 'transfer_ledger_batch_fallbacks_total',
-    help: 'ledger_batch calls that failed as a whole (deadlock, timeout, lost connection); their steps ran again alone',
-    labelNames: ['shard'] as const,
-    registers: [this.registry],
-    collect: () => {
-      this.ledgerBatchFallbacks.reset();
-      this.eachBatcher((shard, steps) => this.ledgerBatchFallbacks.inc({ shard }, steps.stats.fallbacks));
-    },
-  });
+  /** A counter per shard set at each scrape from one cumulative figure of the shard's batcher. */
+  private batcherCounter(name: string, help: string, figure: (stats: BatchStats) => number): client.Counter<'shard'> {
+    const counter: client.Counter<'shard'> = new client.Counter({
+      name,
+      help,
+      labelNames: ['shard'] as const,
+      registers: [this.registry],
+      collect: () => {
+        counter.reset();
+        this.eachBatcher((shard, steps) => counter.inc({ shard }, figure(steps.stats)));
+      },
+    });
+    return counter;
+  }
+  readonly ledgerBatchedSteps = this.batcherCounter(
+    'transfer_ledger_batched_steps_total',
+    'Ledger steps that committed inside a ledger_batch call, by shard (÷ kind="batch" calls: steps per batch)',
+    (stats) => stats.batchedSteps,
+  );
+  readonly ledgerBatchFallbacks = this.batcherCounter(
+    'transfer_ledger_batch_fallbacks_total',
+    'ledger_batch calls that failed as a whole (deadlock, timeout, lost connection); their steps ran again alone',
+    (stats) => stats.fallbacks,
+  );
   readonly ledgerStepsWaiting: client.Gauge<'shard'> = new client.Gauge({
     name: 'transfer_ledger_steps_waiting',
     help: "Ledger steps waiting for one of their shard's step calls to return (they go out together in the next batch)",
